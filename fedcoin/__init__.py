@@ -1,0 +1,1 @@
+"""FedCoin: shared code for every role (bindings, encodings, store, models, utility)."""

@@ -1,0 +1,102 @@
+"""Compile ``contracts/`` with the pinned solc and write the artifacts shipped in the package.
+
+The artifacts (ABI + bytecode) live in ``fedcoin/artifacts/`` so that a miner installed with
+pip needs neither Node nor a compiler. ``tests/test_artifacts.py`` fails if they drift from a
+fresh compile. Run ``python -m fedcoin.build`` (``make artifacts``) after editing a contract.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .toolchain import ROOT, SOLC_VERSION, solc_path
+
+CONTRACTS_DIR = ROOT / "contracts"
+ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
+
+#: Compiler settings shared with brownie-config.yaml (keep the two in step).
+SETTINGS = {
+    "optimizer": {"enabled": True, "runs": 200},
+    "evmVersion": "cancun",
+    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+}
+
+
+class CompileError(RuntimeError):
+    """solc reported errors; the message carries them formatted."""
+
+
+def compile_contracts(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, dict]:
+    """Compile every ``.sol`` file under ``contracts_dir``; return artifacts by contract name.
+
+    Only deployable contracts (non-empty bytecode) defined under ``contracts_dir`` are returned.
+    """
+    import solcx
+
+    solc = solc_path()
+    sources = {
+        str(p.relative_to(contracts_dir.parent)): {"content": p.read_text()}
+        for p in sorted(contracts_dir.rglob("*.sol"))
+    }
+    if not sources:
+        raise CompileError(f"no .sol files under {contracts_dir}")
+    out = solcx.compile_standard(
+        {"language": "Solidity", "sources": sources, "settings": SETTINGS},
+        solc_binary=solc,
+        allow_paths=[str(contracts_dir.parent)],
+        base_path=str(contracts_dir.parent),
+    )
+    errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
+    if errors:
+        raise CompileError("\n".join(e.get("formattedMessage", e["message"]) for e in errors))
+    artifacts: dict[str, dict] = {}
+    for source, contracts in out["contracts"].items():
+        for name, c in contracts.items():
+            bytecode = c["evm"]["bytecode"]["object"]
+            if not bytecode:
+                continue
+            artifacts[name] = {
+                "contractName": name,
+                "sourceName": source,
+                "compiler": f"solc {SOLC_VERSION}",
+                "settings": {k: v for k, v in SETTINGS.items() if k != "outputSelection"},
+                "abi": c["abi"],
+                "bytecode": "0x" + bytecode,
+                "deployedBytecode": "0x" + c["evm"]["deployedBytecode"]["object"],
+            }
+    return artifacts
+
+
+def write_artifacts(artifacts: dict[str, dict], out_dir: Path = ARTIFACTS_DIR) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, art in sorted(artifacts.items()):
+        path = out_dir / f"{name}.json"
+        path.write_text(json.dumps(art, indent=1, sort_keys=True) + "\n")
+        written.append(path)
+    return written
+
+
+def load_artifact(name: str) -> dict:
+    """The shipped artifact of contract ``name`` (ABI and bytecode)."""
+    path = ARTIFACTS_DIR / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no shipped artifact {path}; run `python -m fedcoin.build`")
+    return json.loads(path.read_text())
+
+
+def main() -> int:
+    try:
+        paths = write_artifacts(compile_contracts())
+    except CompileError as e:
+        print(e, file=sys.stderr)
+        return 1
+    for p in paths:
+        print(f"wrote {p.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

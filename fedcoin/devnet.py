@@ -1,0 +1,119 @@
+"""A local Anvil chain on a free loopback port, for the demo, the tests and the benchmarks.
+
+Anvil listens on 127.0.0.1 only. Its default accounts are derived from Anvil's well-known
+test mnemonic; they are development keys and must never hold real value.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import json
+from dataclasses import dataclass, field
+
+from .toolchain import anvil_path
+
+#: Anvil's public development mnemonic (printed by every Anvil on start; not a secret).
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+
+#: EIP-7825's per-transaction gas cap, enforced with ``--enable-tx-gas-limit``.
+TX_GAS_CAP = 16_777_216
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rpc_ready(url: str) -> bool:
+    req = urllib.request.Request(
+        url,
+        data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=1) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class Anvil:
+    """A running Anvil process; use as a context manager or call :meth:`stop`.
+
+    Args:
+        accounts: number of funded dev accounts.
+        balance_eth: ether per account.
+        tx_gas_cap: enforce EIP-7825's per-transaction gas cap (``--enable-tx-gas-limit``).
+        block_gas_limit: block gas limit (Anvil's default when None).
+        extra_args: further Anvil flags.
+    """
+
+    accounts: int = 30
+    balance_eth: int = 10_000
+    tx_gas_cap: bool = True
+    block_gas_limit: int | None = None
+    extra_args: list[str] = field(default_factory=list)
+    port: int = 0
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> "Anvil":
+        self.port = self.port or free_port()
+        cmd = [
+            anvil_path(), "--host", "127.0.0.1", "--port", str(self.port),
+            "--accounts", str(self.accounts), "--balance", str(self.balance_eth),
+            "--mnemonic", ANVIL_MNEMONIC, "--silent",
+        ]
+        if self.tx_gas_cap:
+            cmd.append("--enable-tx-gas-limit")
+        if self.block_gas_limit:
+            cmd += ["--gas-limit", str(self.block_gas_limit)]
+        cmd += self.extra_args
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                raise RuntimeError(f"anvil exited with code {self.proc.returncode}: {err.strip()}")
+            if _rpc_ready(self.url):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"anvil did not answer on {self.url} within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> "Anvil":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def dev_private_keys(n: int) -> list[str]:
+    """The first ``n`` private keys of Anvil's development mnemonic (hex, 0x-prefixed)."""
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    return [
+        Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key.to_0x_hex()
+        for i in range(n)
+    ]

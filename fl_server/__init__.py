@@ -1,0 +1,1 @@
+"""The FL coordinator: data, client partitions, FedAvg in JAX, publishing rounds."""

@@ -1,0 +1,1 @@
+"""The PoSap miner: Shapley estimators in JAX and the mining loop."""
