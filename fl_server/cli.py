@@ -1,0 +1,141 @@
+"""``fedcoin server`` (also ``fedcoin-server``): run an FL server for one task.
+
+Example (a local Anvil with the contract deployed and a task created for this server)::
+
+    export FEDCOIN_KEYSTORE=server.json FEDCOIN_KEYSTORE_PASSWORD=...   # the server's key
+    export FEDCOIN_CLIENT_KEYS=0xabc...,0xdef...                         # or --client-keystore-dir
+    fedcoin server --rpc http://127.0.0.1:8545 --task 1 --data mnist --store local
+
+Keys never come from the command line. The server's key: ``--keystore`` / ``$FEDCOIN_KEYSTORE``
+(password in ``$FEDCOIN_KEYSTORE_PASSWORD``) or ``$FEDCOIN_PRIVATE_KEY`` (:mod:`fedcoin.keys`).
+The simulated clients' keys: every keystore in ``--client-keystore-dir`` (password in the
+variable ``--client-password-env`` names), or ``$FEDCOIN_CLIENT_KEYS`` (comma-separated), or
+``--anvil-dev-clients`` (Anvil's public development keys; refused on any chain but 31337).
+
+Run it again after a crash with the same settings: it resumes from the chain and the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+CLIENT_KEYS_ENV = "FEDCOIN_CLIENT_KEYS"
+CLIENT_PASSWORD_ENV = "FEDCOIN_CLIENT_KEYSTORE_PASSWORD"
+ANVIL_CHAIN_ID = 31337
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from fedcoin.keys import add_key_arguments
+
+    from .server import ServerConfig
+
+    d = ServerConfig()
+    parser.description = __doc__.splitlines()[0]
+    parser.add_argument("--rpc", default="http://127.0.0.1:8545", help="Ethereum JSON-RPC URL")
+    parser.add_argument("--contract", default=None, help="FedCoin address (default: the recorded deployment for the chain)")
+    parser.add_argument("--task", type=int, required=True, help="task id")
+    parser.add_argument("--store", default="local", help="local | local:DIR | ipfs:http://127.0.0.1:5001")
+    add_key_arguments(parser)
+    g = parser.add_argument_group("clients")
+    g.add_argument("--client-keystore-dir", type=Path, default=None, help="a directory of client keystores (*.json)")
+    g.add_argument("--client-password-env", default=CLIENT_PASSWORD_ENV, metavar="VAR",
+                   help=f"variable holding the client keystores' password (default {CLIENT_PASSWORD_ENV})")
+    g.add_argument("--anvil-dev-clients", action="store_true",
+                   help="use Anvil's public development keys for listed clients (chain 31337 only)")
+    t = parser.add_argument_group("training (must be the same when resuming)")
+    t.add_argument("--data", default=d.data, help="mnist | digits | idx:DIR | npz:FILE")
+    t.add_argument("--arch", default=None, help="e.g. logreg-784-10 (default mlp-<d>-200-<classes>)")
+    t.add_argument("--samples", type=int, default=d.samples_per_client, help="samples per client (n_k)")
+    t.add_argument("--iid", action="store_true", help="IID clients instead of the paper's quality types")
+    t.add_argument("--seed", type=int, default=d.seed)
+    t.add_argument("--lr", type=float, default=d.lr)
+    t.add_argument("--local-steps", type=int, default=d.local_steps)
+    t.add_argument("--batch-size", type=int, default=d.batch_size)
+    t.add_argument("--aggregation", default=d.aggregation, choices=["fedavg-weighted", "fedavg-uniform"])
+    t.add_argument("--metric", default=d.metric, choices=["neg_cross_entropy", "accuracy"])
+    t.add_argument("--val-size", type=int, default=d.val_size, help="validation rows in the spec (0: all)")
+    r = parser.add_argument_group("rounds")
+    r.add_argument("--commit-window", type=int, default=d.commit_window, help="seconds until the commit deadline")
+    r.add_argument("--reveal-window", type=int, default=d.reveal_window, help="seconds from commit to reveal deadline")
+    r.add_argument("--max-rounds", type=int, default=None, help="handle at most this many rounds now")
+    r.add_argument("--no-wait", action="store_true", help="handle the current round only; do not wait for miners")
+    r.add_argument("--round-timeout", type=float, default=None, help="give up waiting for a round after SECONDS")
+    r.add_argument("--poll", type=float, default=d.poll_interval, help="seconds between chain polls")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def client_accounts(args, chain_id: int, listed: list[str]) -> list:
+    """The simulated clients' accounts from a keystore directory, the environment, or Anvil's
+    development mnemonic (never from argv)."""
+    from eth_account import Account
+
+    from fedcoin.keys import KeyLoadError, load_account
+
+    accounts = []
+    if args.client_keystore_dir:
+        files = sorted(Path(args.client_keystore_dir).glob("*.json"))
+        if not files:
+            raise KeyLoadError(f"no *.json keystores in {args.client_keystore_dir}")
+        for f in files:
+            accounts.append(load_account(f, password_env=args.client_password_env, prompt=False))
+    elif os.environ.get(CLIENT_KEYS_ENV):
+        for i, k in enumerate(os.environ[CLIENT_KEYS_ENV].split(",")):
+            try:
+                accounts.append(Account.from_key(k.strip()))
+            except Exception:
+                raise KeyLoadError(f"${CLIENT_KEYS_ENV} entry {i} is not a private key") from None
+    elif args.anvil_dev_clients:
+        if chain_id != ANVIL_CHAIN_ID:
+            raise KeyLoadError(f"--anvil-dev-clients is for the local Anvil chain (31337), not chain {chain_id}")
+        from fedcoin.devnet import dev_private_keys
+
+        accounts = [Account.from_key(k) for k in dev_private_keys(60)]
+    else:
+        raise KeyLoadError(f"no client keys: use --client-keystore-dir, ${CLIENT_KEYS_ENV}, or --anvil-dev-clients")
+    listed_set = set(listed)
+    return [a for a in accounts if a.address in listed_set]
+
+
+def run(args) -> int:
+    from fedcoin.chain import FedCoin, RPCUnavailable, connect
+    from fedcoin.keys import KeyLoadError, account_from_args
+    from fedcoin.store import open_store
+
+    from .server import FLServer, ServerConfig, ServerError
+
+    try:
+        w3 = connect(args.rpc)
+        server_account = account_from_args(args)
+        address = args.contract
+        if address is None:
+            from fedcoin.deployment import deployed_address
+
+            address = deployed_address(w3.eth.chain_id)
+        fc = FedCoin(w3, address, server_account)
+        listed = fc.task_clients(args.task)
+        clients = client_accounts(args, w3.eth.chain_id, listed)
+        config = ServerConfig(
+            data=args.data, arch=args.arch, samples_per_client=args.samples, iid=args.iid, seed=args.seed,
+            lr=args.lr, local_steps=args.local_steps, batch_size=args.batch_size, aggregation=args.aggregation,
+            metric=args.metric, val_size=args.val_size, commit_window=args.commit_window,
+            reveal_window=args.reveal_window, poll_interval=args.poll, round_timeout=args.round_timeout,
+        )
+        print(f"FL server {server_account.address} on task {args.task} at {address} "
+              f"({len(clients)}/{len(listed)} client keys, store {args.store})", file=sys.stderr)
+        server = FLServer(fc, args.task, clients, open_store(args.store), config)
+        summary = server.run(max_rounds=args.max_rounds, wait=not args.no_wait, progress=True)
+    except (RPCUnavailable, KeyLoadError, ServerError, ValueError, FileNotFoundError) as e:
+        print(f"fedcoin server: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({
+            "task": summary.task_id, "status": summary.task_status, "server_credit": summary.server_credit,
+            "rounds": [r.__dict__ for r in summary.rounds],
+        }, default=str))
+    else:
+        print("\n".join(summary.lines()))
+    return 0
