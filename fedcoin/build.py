@@ -16,6 +16,12 @@ from .toolchain import ROOT, SOLC_VERSION, solc_path
 CONTRACTS_DIR = ROOT / "contracts"
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 
+#: The contracts whose artifacts ship in the package. Test-only contracts live under
+#: ``contracts/test/`` (a reentrancy attacker, a harness exposing library functions): the
+#: tests compile them with :func:`compile_contracts` and they are never written to
+#: ``fedcoin/artifacts/``. Libraries with internal functions only are inlined into FedCoin.
+SHIPPED_CONTRACTS = ("FedCoin",)
+
 #: Compiler settings shared with brownie-config.yaml (keep the two in step).
 SETTINGS = {
     "optimizer": {"enabled": True, "runs": 200},
@@ -69,10 +75,16 @@ def compile_contracts(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, dict]:
     return artifacts
 
 
+def shipped(artifacts: dict[str, dict]) -> dict[str, dict]:
+    """The subset of ``artifacts`` that ships in the package (:data:`SHIPPED_CONTRACTS`)."""
+    return {name: artifacts[name] for name in SHIPPED_CONTRACTS}
+
+
 def write_artifacts(artifacts: dict[str, dict], out_dir: Path = ARTIFACTS_DIR) -> list[Path]:
+    """Write the shipped artifacts (only :data:`SHIPPED_CONTRACTS`) as ``<Name>.json``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, art in sorted(artifacts.items()):
+    for name, art in sorted(shipped(artifacts).items()):
         path = out_dir / f"{name}.json"
         path.write_text(json.dumps(art, indent=1, sort_keys=True) + "\n")
         written.append(path)

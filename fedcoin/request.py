@@ -1,0 +1,363 @@
+"""``fedcoin request``: deposit a budget V for a new FedCoin task, follow it, print where every wei went.
+
+Create a task (the requester's key comes from :mod:`fedcoin.keys` — a keystore file or
+``$FEDCOIN_PRIVATE_KEY`` — never from the command line)::
+
+    fedcoin request --rpc http://127.0.0.1:8545 --server 0xSERVER --clients 0xA,0xB,0xC \\
+        --value 1.5ether --rounds 2 --split 7000,1000,2000 --follow
+
+``--clients`` takes a comma list or ``@FILE`` (addresses separated by commas or newlines,
+``#`` comments). ``--value`` takes wei (``1500000000000000000``) or a unit (``1.5ether``,
+``20gwei``). ``--contract`` defaults to the deployment recorded for the chain
+(:mod:`fedcoin.deployment`). ``--follow`` polls until the task is Completed or Refunded,
+printing a progress line whenever something changes, then prints the accounting
+(:mod:`fedcoin.accounting`). ``fedcoin request --status --task N`` prints it for an existing task.
+
+Every input is checked before anything is sent, so a rejected request moves no funds and
+costs no gas: malformed or zero addresses, duplicate clients, the requester or the server
+listed as a client, a split not summing to 10000, R outside 1..1000, V ≤ 0, a key that does
+not load, an unreachable RPC (the message names the URL), no contract at the address, or a
+balance below V. Exit codes: 0 done; 1 the contract reverted, the follow timed out, or the
+accounting does not balance; 2 bad input or environment (nothing was sent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Mapping, Sequence, TextIO
+
+from eth_utils import is_checksum_address, is_checksum_formatted_address, is_hex_address, to_checksum_address
+
+from .keys import KeyLoadError, account_from_args, add_key_arguments
+from .posap import BPS, DEFAULT_SPLIT
+
+ZERO_ADDRESS = "0x" + "00" * 20
+MAX_CLIENTS = 1024  # FedCoin.MAX_CLIENTS
+MAX_ROUNDS = 1000  # FedCoin.MAX_ROUNDS
+UNITS = {"wei": 0, "kwei": 3, "mwei": 6, "gwei": 9, "szabo": 12, "finney": 15, "ether": 18, "eth": 18}
+_VALUE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([a-zA-Z]*)\s*$")
+
+#: Environment variables read by ``scripts/request.py`` (brownie passes no arguments to main).
+ENV_VARS = {
+    "FEDCOIN_SERVER": "--server", "FEDCOIN_CLIENTS": "--clients", "FEDCOIN_V_WEI": "--value",
+    "FEDCOIN_ROUNDS": "--rounds", "FEDCOIN_SPLIT": "--split", "FEDCOIN_ACCEPT_WINDOW": "--accept-window",
+    "FEDCOIN_CONTRACT": "--contract", "FEDCOIN_POLL": "--poll", "FEDCOIN_TIMEOUT": "--timeout",
+    "FEDCOIN_TASK": "--task",
+}
+
+
+class RequestError(ValueError):
+    """A request parameter is invalid (nothing was sent)."""
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """A validated task request.
+
+    Attributes:
+        server: the FL server (checksummed). clients: listed clients (checksummed, ascending).
+        value: V in wei. rounds: R. split: (train, com, sap) basis points summing to 10000.
+        accept_window: seconds the server has to accept.
+    """
+
+    server: str
+    clients: tuple[str, ...]
+    value: int
+    rounds: int
+    split: tuple[int, int, int] = DEFAULT_SPLIT
+    accept_window: int = 3600
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def parse_value(text: str) -> int:
+    """Wei from ``"1000"``, ``"1.5ether"``, ``"20 gwei"`` (an exact whole number of wei, > 0)."""
+    m = _VALUE_RE.match(str(text))
+    if not m:
+        raise RequestError(f"--value {text!r}: expected wei or a number with a unit ({', '.join(UNITS)}), e.g. 1.5ether")
+    num, unit = m.group(1), (m.group(2).lower() or "wei")
+    if unit not in UNITS:
+        raise RequestError(f"--value {text!r}: unknown unit {unit!r} (use one of {', '.join(UNITS)})")
+    try:
+        wei = Decimal(num) * (Decimal(10) ** UNITS[unit])
+    except InvalidOperation:
+        raise RequestError(f"--value {text!r} is not a number") from None
+    if wei != wei.to_integral_value():
+        raise RequestError(f"--value {text!r} is not a whole number of wei")
+    if wei <= 0:
+        raise RequestError(f"--value {text!r}: the budget V must be positive")
+    return int(wei)
+
+
+def parse_split(text: str | Sequence[int]) -> tuple[int, int, int]:
+    """``"7000,1000,2000"`` → (7000, 1000, 2000); three non-negative ints summing to 10000."""
+    parts = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
+    try:
+        split = tuple(int(p) for p in parts)
+    except ValueError:
+        raise RequestError(f"--split {text!r}: expected three integers TRAIN,COM,SAP in basis points") from None
+    if len(split) != 3 or any(s < 0 for s in split):
+        raise RequestError(f"--split {text!r}: expected three non-negative integers TRAIN,COM,SAP")
+    if sum(split) != BPS:
+        raise RequestError(f"--split {text!r}: the shares sum to {sum(split)}, they must sum to {BPS}")
+    return split  # type: ignore[return-value]
+
+
+def parse_address(text: str, what: str) -> str:
+    """A checksummed, non-zero address; the message names ``what`` and why it was refused."""
+    a = str(text).strip()
+    if not is_hex_address(a):
+        raise RequestError(f"{what} {a!r} is not an address (expected 0x followed by 40 hex digits)")
+    if is_checksum_formatted_address(a) and not is_checksum_address(a):  # mixed case, wrong EIP-55 checksum
+        raise RequestError(f"{what} {a!r} has a bad EIP-55 checksum (mistyped?); "
+                           "pass it checksummed or all lower case")
+    if int(a, 16) == 0:
+        raise RequestError(f"{what} is the zero address")
+    return to_checksum_address(a)
+
+
+def parse_clients(text: str) -> list[str]:
+    """A comma list of addresses, or ``@FILE`` with addresses separated by commas/newlines."""
+    raw = str(text)
+    if raw.startswith("@"):
+        path = Path(raw[1:])
+        try:
+            raw = "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
+        except OSError as e:
+            raise RequestError(f"--clients {text!r}: cannot read {path}: {e.strerror}") from None
+    items = [x.strip() for x in re.split(r"[,\s]+", raw) if x.strip()]
+    if not items:
+        raise RequestError(f"--clients {text!r}: no client address given")
+    return [parse_address(x, "client") for x in items]
+
+
+def build_spec(
+    *, server: str, clients: str | Sequence[str], value: str | int, rounds: int | str = 1,
+    split: str | Sequence[int] = DEFAULT_SPLIT, accept_window: int | str = 3600, requester: str | None = None,
+) -> RequestSpec:
+    """Parse and validate a request (everything the contract would reject, and more).
+
+    Raises:
+        RequestError: with a message saying which input is wrong and why.
+    """
+    srv = parse_address(server, "--server")
+    cl = parse_clients(clients) if isinstance(clients, str) else [parse_address(c, "client") for c in clients]
+    seen: set[str] = set()
+    for c in cl:
+        if c in seen:
+            raise RequestError(f"client {c} is listed twice")
+        seen.add(c)
+    if len(cl) > MAX_CLIENTS:
+        raise RequestError(f"{len(cl)} clients: at most {MAX_CLIENTS} per task")
+    if srv in seen:
+        raise RequestError(f"the server {srv} is also listed as a client; a server may not be a client of its task")
+    if requester is not None and to_checksum_address(requester) in seen:
+        raise RequestError(f"the requester {to_checksum_address(requester)} is listed as a client; "
+                           "a requester may not be a client of its own task")
+    wei = value if isinstance(value, int) and not isinstance(value, bool) else parse_value(str(value))
+    if wei <= 0:
+        raise RequestError(f"--value {value}: the budget V must be positive")
+    try:
+        r = int(rounds)
+        window = int(accept_window)
+    except (TypeError, ValueError):
+        raise RequestError(f"--rounds {rounds!r} / --accept-window {accept_window!r} must be integers") from None
+    if not 1 <= r <= MAX_ROUNDS:
+        raise RequestError(f"--rounds {r}: must be between 1 and {MAX_ROUNDS}")
+    if window <= 0:
+        raise RequestError(f"--accept-window {window}: must be a positive number of seconds")
+    return RequestSpec(srv, tuple(sorted(cl, key=lambda a: int(a, 16))), wei, r, parse_split(split), window)
+
+
+# ----------------------------------------------------------------------------- chain side
+
+
+def create_request(fc, spec: RequestSpec):
+    """Send ``createTask`` for ``spec`` as ``fc.account``; returns the :class:`fedcoin.chain.TxResult`."""
+    return fc.create_task(spec.server, list(spec.clients), spec.rounds, spec.value, split=spec.split,
+                          accept_window=spec.accept_window)
+
+
+def progress_line(fc, task_id: int) -> str:
+    """One line saying where the task stands (status, round, attempt, commits, escrow)."""
+    from .chain import ROUND_STATUS, TASK_STATUS
+
+    t = fc.get_task(task_id)
+    line = f"task {task_id}: {TASK_STATUS[t.status]}"
+    if t.status == 2:  # Accepted
+        r = fc.get_round(task_id, t.current_round)
+        line += f", round {t.current_round + 1}/{t.rounds} {ROUND_STATUS[r.status]}"
+        if r.status == 0:
+            line += f" ({r.registered} of {t.client_count} updates registered)"
+        else:
+            line += (f" attempt {r.attempt}, {r.commit_count} commits, {r.reveal_count} reveals, "
+                     f"reveal deadline {r.reveal_deadline}")
+    line += f", blocks {fc.block_count()}, escrow {t.escrow} wei"
+    return line
+
+
+def follow(fc, task_id: int, *, poll: float = 2.0, timeout: float | None = None, out: TextIO | None = None) -> bool:
+    """Poll until the task is Completed or Refunded; print a progress line on every change.
+
+    Returns True when the task finished, False on timeout.
+    """
+    out = out or sys.stdout
+    deadline = None if not timeout else time.monotonic() + timeout
+    last = None
+    while True:
+        line = progress_line(fc, task_id)
+        if line != last:
+            print(line, file=out, flush=True)
+            last = line
+        if fc.get_task(task_id).status in (3, 4):
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+
+
+def print_status(fc, task_id: int, out: TextIO | None = None) -> bool:
+    """Print the payout table (if any round finalized) and the accounting; True if it balances."""
+    from .accounting import format_payout_table, format_report, payout_table, task_accounting
+
+    out = out or sys.stdout
+    rows = payout_table(fc, task_id)
+    if rows:
+        print(format_payout_table(rows), file=out)
+    acc = task_accounting(fc, task_id)
+    print(format_report(acc), file=out, flush=True)
+    return acc.ok
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rpc", default="http://127.0.0.1:8545", help="JSON-RPC URL (default %(default)s)")
+    parser.add_argument("--contract", default=None, help="FedCoin address (default: the recorded deployment)")
+    parser.add_argument("--server", help="the FL server's address")
+    parser.add_argument("--clients", help="comma-separated client addresses, or @FILE")
+    parser.add_argument("--value", help="budget V: wei, or with a unit (1.5ether, 20gwei)")
+    parser.add_argument("--rounds", default="1", help="number of rounds R (default %(default)s)")
+    parser.add_argument("--split", default=",".join(map(str, DEFAULT_SPLIT)),
+                        help="TrainPrice,ComPrice,SapPrice in basis points summing to 10000 (default %(default)s)")
+    parser.add_argument("--accept-window", default="3600", help="seconds the server has to accept (default %(default)s)")
+    parser.add_argument("--follow", action="store_true", help="wait until the task completes or is refunded, then print the accounting")
+    parser.add_argument("--status", action="store_true", help="print the accounting of an existing task (with --task)")
+    parser.add_argument("--task", type=int, default=None, help="task id for --status")
+    parser.add_argument("--poll", type=float, default=2.0, help="seconds between polls with --follow (default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=0, help="give up following after this many seconds (0: never)")
+    add_key_arguments(parser)
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"fedcoin request: {msg}", file=sys.stderr)
+    return code
+
+
+def _contract(args: argparse.Namespace):
+    """(FedCoin read-only, w3) for args.rpc/args.contract; raises RequestError/RPCUnavailable."""
+    from .chain import FedCoin, connect
+    from .deployment import deployed_address
+
+    w3 = connect(args.rpc)
+    if args.contract:
+        address = parse_address(args.contract, "--contract")
+    else:
+        try:
+            address = deployed_address(w3.eth.chain_id)
+        except LookupError as e:
+            raise RequestError(str(e)) from None
+    if not w3.eth.get_code(address):
+        raise RequestError(f"no contract code at {address} on {args.rpc} (wrong --contract or chain?)")
+    return FedCoin(w3, address), w3
+
+
+def run(args: argparse.Namespace) -> int:
+    from .chain import ContractRevert, RPCUnavailable
+
+    if args.status:
+        if args.task is None:
+            return _fail("--status needs --task N")
+        try:
+            fc, _ = _contract(args)
+            if not 1 <= args.task <= fc.task_count():
+                return _fail(f"task {args.task} does not exist on {fc.address} (taskCount is {fc.task_count()})")
+            return 0 if print_status(fc, args.task) else 1
+        except (RequestError, RPCUnavailable) as e:
+            return _fail(str(e))
+
+    missing = [f"--{n}" for n in ("server", "clients", "value") if not getattr(args, n)]
+    if missing:
+        return _fail(f"missing {', '.join(missing)} (or use --status --task N)")
+    try:
+        account = account_from_args(args)
+    except KeyLoadError as e:
+        return _fail(str(e))
+    try:
+        spec = build_spec(server=args.server, clients=args.clients, value=args.value, rounds=args.rounds,
+                          split=args.split, accept_window=args.accept_window, requester=account.address)
+        fc_ro, w3 = _contract(args)
+        balance = w3.eth.get_balance(account.address)
+        if balance < spec.value:
+            raise RequestError(f"the requester {account.address} holds {balance} wei, less than V={spec.value}")
+    except (RequestError, RPCUnavailable) as e:
+        return _fail(str(e))
+
+    fc = fc_ro.as_account(account)
+    try:
+        res = create_request(fc, spec)
+    except ContractRevert as e:
+        return _fail(f"createTask reverted: {e}", 1)
+    task_id = res.task_id
+    s = spec.split
+    print(f"task {task_id} created on {fc.address}: V={spec.value} wei, {spec.rounds} round(s), "
+          f"split {s[0]}:{s[1]}:{s[2]}, server {spec.server}, {len(spec.clients)} client(s); "
+          f"tx {res.tx_hash} (gas {res.gas_used})", flush=True)
+    if not args.follow:
+        return 0
+    try:
+        finished = follow(fc, task_id, poll=args.poll, timeout=args.timeout or None)
+        balanced = print_status(fc, task_id)
+    except RPCUnavailable as e:
+        return _fail(f"lost the RPC while following task {task_id} (resume with --status --task {task_id}): {e}", 1)
+    if not finished:
+        return _fail(f"task {task_id} not finished after {args.timeout:g}s (still escrowed above)", 1)
+    return 0 if balanced else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fedcoin request", description=__doc__.splitlines()[0])
+    configure(p)
+    return p
+
+
+def argv_from_env(environ: Mapping[str, str], rpc: str) -> list[str]:
+    """The ``fedcoin request`` arguments that the ``FEDCOIN_*`` variables stand for (:data:`ENV_VARS`).
+
+    ``FEDCOIN_FOLLOW=1`` adds ``--follow``; ``FEDCOIN_STATUS=1`` (with ``FEDCOIN_TASK``) ``--status``.
+    Keys still come from ``$FEDCOIN_PRIVATE_KEY`` / ``$FEDCOIN_KEYSTORE`` (:mod:`fedcoin.keys`).
+    """
+    argv = ["--rpc", rpc]
+    for var, flag in ENV_VARS.items():
+        if environ.get(var):
+            argv += [flag, environ[var]]
+    for var, flag in (("FEDCOIN_FOLLOW", "--follow"), ("FEDCOIN_STATUS", "--status")):
+        if environ.get(var, "").strip().lower() in ("1", "true", "yes"):
+            argv.append(flag)
+    return argv
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""``fedcoin mine`` (also ``fedcoin-miner``): a PoSap miner pointed at an RPC endpoint.
+
+The key comes from a keystore file or ``$FEDCOIN_PRIVATE_KEY`` (:mod:`fedcoin.keys`), never
+from the command line. The contract address defaults to the one recorded for the chain by
+``fedcoin deploy`` / ``brownie run deploy``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from miners.miner import MinerConfig
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from fedcoin.keys import add_key_arguments
+
+    d = MinerConfig()
+    parser.add_argument("--rpc", default="http://127.0.0.1:8545", help="JSON-RPC URL (default %(default)s)")
+    parser.add_argument("--contract", help="FedCoin address (default: the deployment recorded for the chain)")
+    parser.add_argument("--store", default="local",
+                        help="content store: 'local', 'local:DIR' or 'ipfs:http://127.0.0.1:5001' (default %(default)s)")
+    parser.add_argument("--journal", help="journal directory (default $FEDCOIN_HOME/journal)")
+    parser.add_argument("--task", type=int, help="mine only this task, and exit when it has ended")
+    parser.add_argument("--margin", type=float, default=d.margin, help="sample until error bound <= margin*D (default %(default)s)")
+    parser.add_argument("--confidence", type=float, default=d.confidence, help="confidence of the error bound (default %(default)s)")
+    parser.add_argument("--sampler", default=d.sampler, help="permutation sampler (default %(default)s)")
+    parser.add_argument("--max-perms", type=int, help="permutations per round (default: the contract's iteration cap)")
+    parser.add_argument("--bond", type=int, help="bond in wei per commitment (default: the contract minimum)")
+    parser.add_argument("--seed", type=int, help="PRNG seed (default: random)")
+    parser.add_argument("--poll", type=float, default=d.poll_s, help="seconds between polls (default %(default)s)")
+    parser.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
+                        help="exit after this long with nothing to do and nothing pending")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_key_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fedcoin.chain import ChainError, FedCoin, RPCUnavailable, connect
+    from fedcoin.deployment import deployed_address, fedcoin_home
+    from fedcoin.keys import KeyLoadError, account_from_args
+    from fedcoin.store import open_store
+    from miners.journal import Journal
+    from miners.miner import Miner
+
+    try:
+        account = account_from_args(args)
+    except KeyLoadError as e:
+        print(f"fedcoin mine: {e}", file=sys.stderr)
+        return 2
+    try:
+        w3 = connect(args.rpc)
+        address = args.contract or deployed_address(w3.eth.chain_id)
+        fc = FedCoin(w3, address, account)
+        fc.max_iterations()  # fails clearly if nothing is deployed there
+    except RPCUnavailable as e:
+        print(f"fedcoin mine: cannot reach {args.rpc}: {e}", file=sys.stderr)
+        return 2
+    except (ChainError, KeyError, FileNotFoundError, ValueError) as e:
+        print(f"fedcoin mine: no usable FedCoin contract: {e}", file=sys.stderr)
+        return 2
+    cfg = MinerConfig(confidence=args.confidence, margin=args.margin, sampler=args.sampler,
+                      max_perms=args.max_perms, bond=args.bond, poll_s=args.poll, seed=args.seed)
+    journal = Journal(args.journal or fedcoin_home() / "journal")
+    miner = Miner(fc, open_store(args.store), journal, cfg, task=args.task, progress=not args.no_progress)
+    print(f"miner {account.address} on chain {fc.chain_id}, contract {fc.address}, journal {journal.dir}",
+          file=sys.stderr, flush=True)
+
+    def task_over() -> bool:
+        return args.task is not None and fc.get_task(args.task).status in (3, 4) and miner.idle()
+
+    try:
+        miner.run(until=task_over, max_idle_s=args.exit_when_idle)
+    except KeyboardInterrupt:
+        print("miner stopped; the journal keeps any pending reveal for the next start", file=sys.stderr)
+        return 130
+    for line in miner.summaries:
+        print(line)
+    return 0

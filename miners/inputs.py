@@ -1,0 +1,107 @@
+"""Turn a published round into the Shapley game's arrays, trusting nothing but the chain.
+
+Every byte a miner computes on is checked against a hash that the chain vouches for:
+
+* the task spec against ``specHash`` in the round's on-chain state;
+* the spec's binding (chain id, contract, task, round) against the round being mined;
+* the spec's ordered update list against the ``UpdateRegistered`` events (client, hash,
+  locator, n_k, in registration order), so a server cannot substitute or reorder updates;
+* each update blob against its registered hash, and the global model and validation set
+  against the hashes in the (already verified) spec.
+
+A mismatch raises :class:`TaskRefused` naming the blob; the miner then stops work on that
+task and commits nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fedcoin import spec as specs
+from fedcoin.models import Arch
+from fedcoin.serialization import SerializationError, dataset_from_bytes, params_from_bytes
+from fedcoin.store import ContentStore, StoreError, hash_hex, parse_hash
+from fedcoin.utility import RoundGame
+
+
+class TaskRefused(RuntimeError):
+    """The round's inputs cannot be trusted or used; the message names the blob and why."""
+
+
+@dataclass(frozen=True)
+class RoundInputs:
+    """A verified round: the parsed spec and the game built from its blobs."""
+
+    spec: specs.TaskSpec
+    game: RoundGame
+
+
+def _fetch(store: ContentStore, what: str, locator: str, expected: bytes | str) -> bytes:
+    try:
+        return store.get(locator, expected)
+    except StoreError as e:
+        raise TaskRefused(f"{what} at {locator} (expected hash {hash_hex(parse_hash(expected))}): {e}") from e
+
+
+def load_round(fc, store: ContentStore, task_id: int, round: int) -> RoundInputs:
+    """Fetch and verify everything round ``round`` of task ``task_id`` needs.
+
+    Args:
+        fc: a :class:`fedcoin.chain.FedCoin` binding.
+        store: the content store the server published to.
+
+    Returns:
+        :class:`RoundInputs` with float32 arrays in registration order.
+
+    Raises:
+        TaskRefused: a blob is missing, fails its hash, or the spec disagrees with the chain.
+    """
+    info = fc.get_round(task_id, round)
+    published = fc.published_events(task_id, round)
+    if not published:
+        raise TaskRefused(f"task {task_id} round {round}: no ShapleyTaskPublished event")
+    spec_locator = published[-1]["specLocator"]
+    raw = _fetch(store, f"task spec of task {task_id} round {round}", spec_locator, info.spec_hash)
+    try:
+        spec = specs.parse(raw)
+    except specs.SpecError as e:
+        raise TaskRefused(f"task spec {spec_locator} is malformed: {e}") from e
+
+    bound = (spec.chain_id, spec.contract.lower(), spec.task_id, spec.round)
+    expected = (fc.chain_id, fc.address.lower(), task_id, round)
+    if bound != expected:
+        raise TaskRefused(f"task spec {spec_locator} is bound to {bound}, not to {expected}")
+
+    regs = fc.registrations(task_id, round)
+    on_chain = [(r["client"].lower(), "0x" + bytes(r["updateHash"]).hex(), r["locator"], int(r["dataCost"])) for r in regs]
+    in_spec = [(u.client.lower(), u.hash, u.locator, u.n_k) for u in spec.updates]
+    if on_chain != in_spec:
+        raise TaskRefused(
+            f"task spec {spec_locator} lists {len(in_spec)} updates that differ from the "
+            f"{len(on_chain)} registered on chain (first difference at position "
+            f"{next((i for i, (a, b) in enumerate(zip(on_chain, in_spec)) if a != b), min(len(on_chain), len(in_spec)))})"
+        )
+
+    arch = spec.model_arch
+    try:
+        w_t = params_from_bytes(_fetch(store, "global model", spec.global_model.locator, spec.global_model.hash), arch)
+        deltas = [
+            params_from_bytes(_fetch(store, f"update of client {u.client} (#{i})", u.locator, u.hash), arch)
+            for i, u in enumerate(spec.updates)
+        ]
+        x, y = dataset_from_bytes(_fetch(store, "validation set", spec.validation.locator, spec.validation.hash))
+    except SerializationError as e:
+        raise TaskRefused(f"a blob of task {task_id} round {round} does not decode: {e}") from e
+    if x.shape[0] != spec.validation_n:
+        raise TaskRefused(f"validation set has {x.shape[0]} rows, the spec says {spec.validation_n}")
+    stacked = {name: np.stack([d[name] for d in deltas]) for name in Arch.shapes(arch)}
+    try:
+        game = RoundGame.create(
+            arch, w_t, stacked, np.asarray(spec.n_k, np.float32), x, y,
+            aggregation=spec.aggregation, metric=spec.metric,
+        )
+    except ValueError as e:
+        raise TaskRefused(f"task {task_id} round {round} inputs are inconsistent: {e}") from e
+    return RoundInputs(spec, game)

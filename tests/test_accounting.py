@@ -1,0 +1,155 @@
+"""Where every wei went (fedcoin/accounting.py) on a real Anvil: settled rounds with claims and a
+forfeited bond, an abandoned round, refunds — V always equals clients + server + miners +
+refunded + escrowed, cross-checked between views and events."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from fedcoin import accounting, posap
+from fedcoin.accounting import format_line, payout_table, task_accounting
+from fedcoin.chain import FedCoin
+from fedcoin_testkit import ETH, actors, advance, default_params, revert, snapshot, vec, w3_for
+from round_driver import abandon, claim_all, finalize, play_round
+
+P = default_params()
+V = 3 * ETH + 7  # odd: every rounding remainder must land with someone named
+
+
+@pytest.fixture(scope="module")
+def env(anvil):
+    w3 = w3_for(anvil)
+    a = actors(n_clients=3, n_miners=3)
+    fc = FedCoin.deploy(w3, a.requester, P)
+    return w3, fc, a
+
+
+@pytest.fixture(autouse=True)
+def isolate(env):
+    snap = snapshot(env[0])
+    yield
+    revert(env[0], snap)
+
+
+def new_task(fc, a, rounds, value=V):
+    tid = fc.as_account(a.requester).create_task(a.server.address, [c.address for c in a.clients], rounds, value).task_id
+    fc.as_account(a.server).accept_task(tid)
+    return tid
+
+
+def test_two_rounds_one_forfeited_bond_one_abandoned_round_account_for_every_wei(env):
+    w3, fc, a = env
+    tid = new_task(fc, a, 2)
+    acc = task_accounting(fc, tid)
+    assert (acc.V, acc.escrowed, acc.clients, acc.server, acc.miners, acc.refunded) == (V, V, 0, 0, 0, 0)
+    assert format_line(acc) == f"V={V} clients=0 server=0 miners=0 refunded=0 escrowed={V} unaccounted=0"
+
+    # round 0: miner 2 commits a large bond and never reveals; miner 0 wins and takes it
+    good = [vec([0.40, 0.30, -0.05]), vec([0.41, 0.29, -0.04]), vec([0.40, 0.30, -0.05])]
+    play_round(w3, fc, a, tid, 0, good, [100, 300, 5], reveal_mask=[True, True, False], bonds={2: 5 * 10**16})
+    mid = task_accounting(fc, tid)  # after the reveal deadline, before finalize: nothing settled
+    assert mid.escrowed == V and mid.bonds_held == 5 * 10**16 and mid.ok
+    fin = finalize(fc, a, tid, 0).event("RoundFinalized")
+    claim_all(fc, a, tid, 0, only=[a.clients[0]])
+    train0, com0, sap0 = posap.round_prices(V, 2, 0)
+    amounts = list(fin["amounts"])
+    acc = task_accounting(fc, tid)
+    assert acc.ok, acc.mismatches
+    assert acc.clients == sum(amounts) and acc.clients_claimed == amounts[0]
+    assert acc.clients_unclaimed == sum(amounts) - amounts[0] == fc.get_task(tid).unclaimed
+    assert (acc.server, acc.miners) == (com0, sap0)
+    assert acc.refunded == train0 - sum(amounts) and acc.refunded > 0  # rounding dust
+    assert acc.bonds_forfeited_to_miners == 5 * 10**16 and acc.bonds_held == 0
+    assert acc.escrowed == V - train0 - com0 - sap0 and acc.unaccounted == 0
+    assert fc.credits(fin["winner"]) == sap0 + 5 * 10**16 + P.min_bond  # reward + forfeited + own bond
+
+    # round 1: nobody qualifies, miner 1 never reveals; re-opens lapse and the round is abandoned
+    far = [vec([5, 0, 0]), vec([-5, 0, 0]), vec([0, 5, 0])]
+    abandon(w3, fc, a, tid, 1, far, [1, 1, 1], reveal_mask=[True, False, True])
+    train1, com1, sap1 = posap.round_prices(V, 2, 1)
+    acc = task_accounting(fc, tid)
+    assert acc.ok, acc.mismatches
+    assert acc.status == "Completed" and (acc.finalized, acc.abandoned) == (1, 1)
+    assert acc.server == com0 + com1 and acc.miners == sap0
+    assert acc.refunded == train0 - sum(amounts) + train1 + sap1
+    assert acc.bonds_forfeited_to_requester == P.min_bond
+    assert acc.escrowed == 0 and acc.unaccounted == 0
+    assert acc.clients + acc.server + acc.miners + acc.refunded == V
+    assert format_line(acc) == (f"V={V} clients={acc.clients} server={acc.server} miners={acc.miners} "
+                                f"refunded={acc.refunded} unaccounted=0")
+    assert accounting.format_report(acc).splitlines()[-1] == format_line(acc)
+    # the requester's credit holds its refund plus the forfeited bond: the bond is not part of V
+    assert fc.credits(a.requester.address) == acc.refunded + acc.bonds_forfeited_to_requester
+
+
+def test_payout_table_lists_each_client_mean_and_amount(env):
+    w3, fc, a = env
+    tid = new_task(fc, a, 1)
+    vs = [vec([0.5, 0.25, -0.1])] * 2
+    play_round(w3, fc, a, tid, 0, vs, [10, 10])
+    finalize(fc, a, tid, 0)
+    claim_all(fc, a, tid, 0, only=[a.clients[1]])
+    rows = payout_table(fc, tid)
+    train, _, _ = posap.round_prices(V, 1, 0)
+    assert [r.client for r in rows] == [c.address for c in a.clients]
+    assert [r.mean for r in rows] == [0.5, 0.25, -0.1]
+    assert [r.amount for r in rows] == [train * 2 // 3, train // 3, 0]
+    assert [r.claimed for r in rows] == [False, True, False]
+    text = accounting.format_payout_table(rows, labels={a.clients[0].address: "T0"})
+    assert "T0" in text and f"{train * 2 // 3}" in text and "0.500000" in text
+
+
+def test_unaccepted_task_is_refunded_in_full(env):
+    w3, fc, a = env
+    tid = fc.as_account(a.requester).create_task(a.server.address, [a.clients[0].address], 1, V, accept_window=50).task_id
+    advance(w3, 51)
+    fc.as_account(a.outsider).refund_unaccepted(tid)
+    acc = task_accounting(fc, tid)
+    assert acc.status == "Refunded" and acc.refunded == V and acc.ok
+    assert format_line(acc) == f"V={V} clients=0 server=0 miners=0 refunded={V} unaccounted=0"
+
+
+def test_stalled_task_refunds_the_rest_after_a_settled_round(env):
+    w3, fc, a = env
+    tid = new_task(fc, a, 3)
+    play_round(w3, fc, a, tid, 0, [vec([0.1, 0.2, 0.3])], [10])
+    finalize(fc, a, tid, 0)
+    advance(w3, P.publish_timeout + 1)
+    rest = fc.as_account(a.outsider).refund_stalled(tid).event("TaskRefunded")["amount"]
+    acc = task_accounting(fc, tid)
+    train, com, sap = posap.round_prices(V, 3, 0)
+    assert rest == V - train - com - sap
+    assert acc.ok and acc.status == "Refunded" and acc.escrowed == 0
+    assert acc.refunded == rest + (train - acc.clients) and acc.miners == sap and acc.server == com
+
+
+def test_a_lost_event_shows_up_as_unaccounted_wei(env, monkeypatch):
+    """Fault injection: hide one Credited event; the identity and the cross-checks must catch it."""
+    w3, fc, a = env
+    tid = new_task(fc, a, 1)
+    play_round(w3, fc, a, tid, 0, [vec([0.1, 0.2, 0.3])], [10])
+    finalize(fc, a, tid, 0)
+    real = FedCoin.credited_events
+    monkeypatch.setattr(FedCoin, "credited_events",
+                        lambda self, *args, **kw: [e for e in real(self, *args, **kw) if e.args["reason"] != accounting.COM_PRICE])
+    acc = task_accounting(fc, tid)
+    _, com, _ = posap.round_prices(V, 1, 0)
+    assert acc.unaccounted == com and not acc.ok
+    assert any(m.startswith("server") for m in acc.mismatches)
+    assert format_line(acc).endswith(f"unaccounted={com}")
+
+
+def test_unknown_task_is_an_error(env):
+    _, fc, _ = env
+    with pytest.raises(Exception, match="does not exist"):
+        task_accounting(fc, 999)
+
+
+def test_accounting_is_frozen_and_unaccounted_is_derived():
+    acc = accounting.Accounting(1, "Accepted", 1, 0, 0, V=10, clients=1, clients_claimed=0, clients_unclaimed=1,
+                                server=2, miners=3, refunded=0, escrowed=3)
+    assert acc.unaccounted == 1 and not acc.ok and not acc.finished
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        acc.V = 11  # type: ignore[misc]

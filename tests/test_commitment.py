@@ -1,0 +1,55 @@
+"""fedcoin.commitment against the deployed contract on random inputs (hypothesis)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from fedcoin import commitment as cm
+from fedcoin import fixedpoint as fp
+from fedcoin.chain import FedCoin
+from fedcoin_testkit import default_params, dev_accounts, w3_for
+
+values = st.lists(st.integers(-fp.MAX_ABS, fp.MAX_ABS), min_size=0, max_size=12)
+addresses = st.sampled_from([a.address for a in dev_accounts()[:10]])
+u256 = st.integers(0, 2**256 - 1)
+b32 = st.binary(min_size=32, max_size=32)
+CHECK = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(scope="module")
+def fc(anvil):
+    return FedCoin.deploy(w3_for(anvil), dev_accounts()[0], default_params())
+
+
+@CHECK
+@given(values, u256, st.integers(0, 2**32), addresses, st.integers(0, 2**64), b32)
+def test_commitment_hash_matches_contract(fc, vals, task, rnd, miner, iters, salt):
+    mine = cm.commitment_hash(fc.chain_id, fc.address, task, rnd, miner, vals, iters, salt)
+    assert mine == fc.commitment_hash(task, rnd, miner, vals, iters, salt)
+
+
+@CHECK
+@given(values)
+def test_vector_hash_matches_contract(fc, vals):
+    assert cm.vector_hash(vals) == fc.vector_hash(vals)
+
+
+@CHECK
+@given(b32, addresses, u256, u256, b32)
+def test_reveal_link_matches_contract(fc, prev, miner, seq, iters, vh):
+    assert cm.reveal_link(prev, miner, seq, iters, vh) == fc.reveal_link(prev, miner, seq, iters, vh)
+
+
+def test_commitment_binds_every_field(fc):
+    base = dict(chain_id=fc.chain_id, contract=fc.address, task_id=1, round=0, miner=dev_accounts()[1].address,
+                values=[1, 2, 3], iterations=5, salt=b"\x01" * 32)
+    h = cm.commitment_hash(**base)
+    for k, v in dict(chain_id=1, contract=dev_accounts()[2].address, task_id=2, round=1,
+                     miner=dev_accounts()[3].address, values=[1, 2, 4], iterations=6, salt=b"\x02" * 32).items():
+        assert cm.commitment_hash(**dict(base, **{k: v})) != h, k
+
+
+def test_out_of_range_value_refused_before_hashing():
+    with pytest.raises(fp.FixedPointRangeError):
+        cm.commitment_hash(1, "0x" + "11" * 20, 1, 0, "0x" + "22" * 20, [fp.MAX_ABS + 1], 1, b"\x00" * 32)

@@ -1,0 +1,100 @@
+"""A malicious client/miner contract re-enters claim and withdraw from its receive hook: the
+guard stops the nested call, the outer call pays exactly once."""
+
+from __future__ import annotations
+
+import pytest
+from eth_utils import keccak
+
+from fedcoin.chain import FedCoin
+from fedcoin.merkle import client_tree
+from fedcoin_testkit import ETH, actors, advance, default_params, deploy_test_contract, revert, send_contract_tx, snapshot, vec, w3_for
+from fedcoin import commitment
+
+P = default_params()
+A = actors(n_clients=2, n_miners=1)
+GUARD = keccak(text="FedCoinReentrantCall()")[:4]
+
+
+@pytest.fixture(scope="module")
+def env(anvil):
+    w3 = w3_for(anvil)
+    fc = FedCoin.deploy(w3, A.requester, P)
+    attacker = deploy_test_contract(w3, A.outsider, "ReentrantActor", fc.address)
+    return w3, fc, attacker
+
+
+@pytest.fixture(autouse=True)
+def isolate(env):
+    snap = snapshot(env[0])
+    yield
+    revert(env[0], snap)
+
+
+def run_round_with_attacker(w3, fc, attacker):
+    """A task whose clients are [attacker, client0] and whose only miner is the attacker."""
+    ev = fc.as_account(A.requester).create_task(A.server.address, [attacker.address, A.clients[0].address], 1, ETH)
+    tid = ev.task_id
+    fc.as_account(A.server).accept_task(tid)
+    clients = fc.task_clients(tid)
+    me = fc.as_account(A.outsider)
+    send_contract_tx(me, attacker.functions.register(tid, 0, b"\x01" * 32, 5,
+                                                     client_tree(clients).proof(clients.index(attacker.address))))
+    fc.as_account(A.clients[0]).register_update(tid, 0, b"\x02" * 32, "loc", 5)
+    now = fc.latest_timestamp()
+    fc.as_account(A.server).publish_shapley_task(tid, 0, b"\x03" * 32, "s", now + 100, now + 200)
+    values, salt = vec([0.6, 0.4]), b"\x07" * 32
+    c = commitment.commitment_hash(fc.chain_id, fc.address, tid, 0, attacker.address, values, 10, salt)
+    send_contract_tx(me, attacker.functions.commit(tid, 0, c), value=P.min_bond)
+    advance(w3, 101)
+    send_contract_tx(me, attacker.functions.reveal(tid, 0, values, 10, salt))
+    advance(w3, 100)
+    fc.as_account(A.requester).finalize(tid, 0)
+    return tid
+
+
+def test_reentrant_claim_is_blocked_and_pays_once(env):
+    w3, fc, attacker = env
+    tid = run_round_with_attacker(w3, fc, attacker)
+    amount, proof = fc.payout_proof(tid, 0, attacker.address)
+    me = fc.as_account(A.outsider)
+    send_contract_tx(me, attacker.functions.arm(1, tid, 0, amount, proof))
+    before = w3.eth.get_balance(attacker.address)
+    send_contract_tx(me, attacker.functions.claim(tid, 0, amount, proof))
+    assert attacker.functions.reentries().call() == 1
+    assert attacker.functions.reentryFailed().call() is True
+    assert bytes(attacker.functions.reentryRevertData().call())[:4] == GUARD
+    assert w3.eth.get_balance(attacker.address) - before == amount  # paid exactly once
+    assert fc.is_claimed(tid, 0, attacker.address)
+    assert fc.balance() == fc.liabilities()
+
+
+def test_reentrant_withdraw_is_blocked_and_pays_once(env):
+    w3, fc, attacker = env
+    run_round_with_attacker(w3, fc, attacker)
+    credit = fc.credits(attacker.address)
+    assert credit > P.min_bond  # returned bond + SapPrice (the attacker won)
+    me = fc.as_account(A.outsider)
+    send_contract_tx(me, attacker.functions.arm(2, 0, 0, 0, []))
+    before = w3.eth.get_balance(attacker.address)
+    send_contract_tx(me, attacker.functions.withdraw())
+    assert attacker.functions.reentryFailed().call() is True
+    assert bytes(attacker.functions.reentryRevertData().call())[:4] == GUARD
+    assert w3.eth.get_balance(attacker.address) - before == credit
+    assert fc.credits(attacker.address) == 0
+    assert fc.balance() == fc.liabilities()
+
+
+def test_reentering_withdraw_from_claim_is_blocked(env):
+    """Cross-function: re-entering withdraw (with credit available) during claim fails."""
+    w3, fc, attacker = env
+    tid = run_round_with_attacker(w3, fc, attacker)
+    credit = fc.credits(attacker.address)
+    amount, proof = fc.payout_proof(tid, 0, attacker.address)
+    me = fc.as_account(A.outsider)
+    send_contract_tx(me, attacker.functions.arm(2, 0, 0, 0, []))
+    before = w3.eth.get_balance(attacker.address)
+    send_contract_tx(me, attacker.functions.claim(tid, 0, amount, proof))
+    assert bytes(attacker.functions.reentryRevertData().call())[:4] == GUARD
+    assert w3.eth.get_balance(attacker.address) - before == amount
+    assert fc.credits(attacker.address) == credit

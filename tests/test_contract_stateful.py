@@ -1,0 +1,195 @@
+"""Stateful property test: random lifecycle actions by random actors (hypothesis.stateful,
+with evm_snapshot/evm_revert around each run). After every step the contract's balance equals
+everything it owes: escrow + unclaimed client payouts + pull-ledger credits + bonds, and each
+of those sums equals the per-task / per-account figures it aggregates."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from fedcoin.chain import ContractRevert, FedCoin
+from fedcoin_testkit import default_params, dev_accounts, revert, snapshot, vec, w3_for
+
+P = default_params(initial_difficulty=2 * 10**17)
+ACC = dev_accounts()
+REQUESTERS, SERVERS, CLIENTS, MINERS = ACC[0:2], ACC[2:4], ACC[4:9], ACC[9:13]
+EVERYONE = REQUESTERS + SERVERS + CLIENTS + MINERS
+OUTCOMES: list[list[str]] = []
+
+
+@pytest.fixture(scope="module")
+def env(anvil):
+    w3 = w3_for(anvil)
+    return w3, FedCoin.deploy(w3, ACC[0], P)
+
+
+class Lifecycle(RuleBasedStateMachine):
+    def __init__(self, w3, fc):
+        super().__init__()
+        self.w3, self.fc = w3, fc
+        self.snap = snapshot(w3)
+        self.tasks: list[int] = []
+        self.salts: dict[tuple, tuple] = {}
+        self.outcomes: list[str] = []
+        OUTCOMES.append(self.outcomes)
+
+    def teardown(self):
+        revert(self.w3, self.snap)
+
+    def _try(self, label, fn):
+        try:
+            fn()
+            self.outcomes.append(label)
+        except ContractRevert as e:
+            assert e.name.startswith("FedCoin"), e  # only our custom errors, never a panic
+            self.outcomes.append(f"{label}!{e.name}")
+
+    def _task(self, data):
+        return data.draw(st.sampled_from(self.tasks)) if self.tasks else 1
+
+    @rule(req=st.sampled_from(REQUESTERS), srv=st.sampled_from(SERVERS), rounds=st.integers(1, 2),
+          value=st.integers(1, 10**18), n=st.integers(1, 4))
+    def create(self, req, srv, rounds, value, n):
+        def go():
+            self.tasks.append(self.fc.as_account(req).create_task(srv.address, [c.address for c in CLIENTS[:n]],
+                                                                  rounds, value, accept_window=300).task_id)
+        self._try("create", go)
+
+    @rule(data=st.data(), who=st.sampled_from(SERVERS))
+    def accept(self, data, who):
+        self._try("accept", lambda: self.fc.as_account(who).accept_task(self._task(data)))
+
+    @rule(data=st.data(), who=st.sampled_from(CLIENTS))
+    def register(self, data, who):
+        tid = self._task(data)
+        rnd = self.fc.get_task(tid).current_round
+        proof = None if tid in self.tasks else []
+        self._try("register", lambda: self.fc.as_account(who).register_update(tid, rnd, b"\x01" * 32, "l", 3, proof=proof))
+
+    @rule(data=st.data(), who=st.sampled_from(SERVERS))
+    def publish(self, data, who):
+        tid = self._task(data)
+        rnd = self.fc.get_task(tid).current_round
+        now = self.fc.latest_timestamp()
+        self._try("publish", lambda: self.fc.as_account(who).publish_shapley_task(tid, rnd, b"\x02" * 32, "s", now + 100, now + 200))
+
+    @rule(data=st.data(), who=st.sampled_from(MINERS), noise=st.integers(-3, 3), iters=st.integers(1, 2000),
+          extra=st.integers(0, 10**16))
+    def commit(self, data, who, noise, iters, extra):
+        tid = self._task(data)
+        t = self.fc.get_task(tid)
+        r = self.fc.get_round(tid, t.current_round)
+        values = vec([0.1 * (1 + noise * (j % 2)) for j in range(r.registered)])
+
+        def go():
+            _, salt = self.fc.as_account(who).commit_vector(tid, t.current_round, values, iters, bond=P.min_bond + extra)
+            self.salts[(tid, t.current_round, r.attempt, who.address)] = (values, iters, salt)
+        self._try("commit", go)
+
+    @rule(data=st.data(), who=st.sampled_from(MINERS))
+    def reveal(self, data, who):
+        tid = self._task(data)
+        rnd = self.fc.get_task(tid).current_round
+        key = (tid, rnd, self.fc.get_round(tid, rnd).attempt, who.address)
+        values, iters, salt = self.salts.get(key, ([0], 1, b"\x00" * 32))
+        self._try("reveal", lambda: self.fc.as_account(who).reveal(tid, rnd, values, iters, salt))
+
+    @rule(data=st.data(), who=st.sampled_from(EVERYONE))
+    def finalize(self, data, who):
+        tid = self._task(data)
+        rnd = self.fc.get_task(tid).current_round
+        self._try("finalize", lambda: self.fc.as_account(who).finalize(tid, rnd))
+
+    @rule(data=st.data(), who=st.sampled_from(CLIENTS))
+    def claim(self, data, who):
+        tid = self._task(data)
+        t = self.fc.get_task(tid)
+        rnd = data.draw(st.integers(0, max(t.rounds - 1, 0)))
+        if self.fc.round_finalized(tid, rnd) is None or not self.fc.is_registered(tid, rnd, who.address):
+            self._try("claim", lambda: self.fc.as_account(who).claim(tid, rnd, 1, []))
+            return
+        self._try("claim", lambda: self.fc.as_account(who).claim(tid, rnd))
+
+    @rule(who=st.sampled_from(EVERYONE))
+    def withdraw(self, who):
+        self._try("withdraw", lambda: self.fc.as_account(who).withdraw())
+
+    @rule(data=st.data(), who=st.sampled_from(EVERYONE))
+    def refund(self, data, who):
+        tid = self._task(data)
+        self._try("refund", lambda: self.fc.as_account(who).refund_unaccepted(tid))
+        self._try("stalled", lambda: self.fc.as_account(who).refund_stalled(tid))
+
+    @rule(data=st.data(), reveal_mask=st.lists(st.booleans(), min_size=3, max_size=3), spread=st.integers(0, 5),
+          finish=st.booleans())
+    def whole_round(self, data, reveal_mask, spread, finish):
+        """Drive the current round of a task to its reveal deadline in one step (so random
+        runs reach finalize, claims and re-opens often)."""
+        if not self.tasks:
+            self.create(REQUESTERS[0], SERVERS[0], 2, 10**18, 3)
+        tid = self._task(data)
+        if tid not in self.tasks:
+            return
+        t = self.fc.get_task(tid)
+        if t.status == 1:
+            srv = next(a for a in SERVERS if a.address == t.server)
+            self._try("accept", lambda: self.fc.as_account(srv).accept_task(tid))
+        rnd = self.fc.get_task(tid).current_round
+        for c in CLIENTS[: t.client_count]:
+            if not self.fc.is_registered(tid, rnd, c.address):
+                self._try("register", lambda c=c: self.fc.as_account(c).register_update(tid, rnd, b"\x01" * 32, "l", 3))
+        self.publish_as(tid, rnd, next(a for a in SERVERS if a.address == t.server))
+        r = self.fc.get_round(tid, rnd)
+        for i, m in enumerate(MINERS[:3]):
+            values = vec([0.1 + 0.05 * spread * i * (j % 2) for j in range(r.registered)])
+
+            def go(m=m, values=values):
+                _, salt = self.fc.as_account(m).commit_vector(tid, rnd, values, 10 + i)
+                self.salts[(tid, rnd, r.attempt, m.address)] = (values, 10 + i, salt)
+            self._try("commit", go)
+        self.wait(101)
+        for i, m in enumerate(MINERS[:3]):
+            if reveal_mask[i]:
+                self.reveal_as(tid, rnd, m)
+        self.wait(101)
+        if finish:
+            self._try("finalize", lambda: self.fc.as_account(REQUESTERS[1]).finalize(tid, rnd))
+
+    def publish_as(self, tid, rnd, srv):
+        now = self.fc.latest_timestamp()
+        self._try("publish", lambda: self.fc.as_account(srv).publish_shapley_task(tid, rnd, b"\x02" * 32, "s", now + 100, now + 200))
+
+    def reveal_as(self, tid, rnd, who):
+        key = (tid, rnd, self.fc.get_round(tid, rnd).attempt, who.address)
+        values, iters, salt = self.salts.get(key, ([0], 1, b"\x00" * 32))
+        self._try("reveal", lambda: self.fc.as_account(who).reveal(tid, rnd, values, iters, salt))
+
+    @rule(seconds=st.sampled_from([30, 101, 301, P.publish_timeout + 1]))
+    def wait(self, seconds):
+        self.w3.provider.make_request("evm_increaseTime", [seconds])
+        self.w3.provider.make_request("evm_mine", [])
+
+    @invariant()
+    def balance_equals_what_is_owed(self):
+        fc = self.fc
+        totals = fc.totals()
+        assert fc.balance() == sum(totals.values()) == fc.liabilities()
+        tasks = [fc.get_task(t) for t in range(1, fc.task_count() + 1)]
+        assert totals["totalEscrow"] == sum(t.escrow for t in tasks)
+        assert totals["totalUnclaimed"] == sum(t.unclaimed for t in tasks)
+        assert totals["totalBonds"] == sum(t.bonds for t in tasks)
+        assert totals["totalCredits"] == sum(fc.credits(a.address) for a in EVERYONE)
+
+
+def test_money_is_conserved_under_random_lifecycles(env):
+    w3, fc = env
+    run_state_machine_as_test(
+        lambda: Lifecycle(w3, fc),
+        settings=settings(max_examples=8, stateful_step_count=30, deadline=None, derandomize=True,
+                          suppress_health_check=list(HealthCheck)),
+    )
+    seen = {o for run in OUTCOMES for o in run}
+    # the random runs reached the deep states, not only rejections
+    assert {"create", "accept", "register", "publish", "commit", "reveal", "finalize"} <= seen, seen
