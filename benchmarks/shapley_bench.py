@@ -340,7 +340,7 @@ def main() -> None:
     if args.quick:
         speed_section(mlp, 100, 1000, perms={"numpy_alg1": 2, "paper_alg1": 1, "pydvl": 1, "fast": 16},
                       args=args, dev=dev)
-        accuracy_section(12, 128, budget_perms=120, seeds=10, alg1_seeds=1, dev=dev)
+        accuracy_section(12, 128, budget_perms=120, seeds=6, alg1_seeds=1, dev=dev)
     else:
         speed_section(mlp, 100, 1000, perms={"numpy_alg1": 3, "paper_alg1": 2, "pydvl": 2, "fast": 64},
                       args=args, dev=dev)

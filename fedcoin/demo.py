@@ -1,137 +1,239 @@
-"""The main job (`make demo`): for now, start Anvil, `brownie run deploy`, print the address.
+"""The main job (``make demo``): a whole FedCoin task, end to end, on a local chain.
 
-A later issue turns this into the full end-to-end demo; the pieces stay reusable:
+With no arguments it:
 
-* :func:`ensure_brownie_network` — idempotently points a live brownie network (default
-  ``fedcoin-local``) at an RPC URL by editing ``~/.brownie/network-config.yaml``;
-* :func:`brownie_deploy` — runs ``brownie run deploy --network NAME`` and returns the address
-  it recorded (:mod:`fedcoin.deployment`).
+1. starts Anvil on a free loopback port (or uses ``--rpc``) and deploys FedCoin with
+   ``brownie run deploy`` (:mod:`fedcoin.brownie_net`);
+2. funds the roles from Anvil's development accounts: a requester, a server, K clients
+   (default 20, quality types T0…T9 as in the paper) and M miners (default 2);
+3. the requester deposits V for a task of R rounds (default 1) split 7:1:2;
+4. starts M **separate miner processes** (``fedcoin mine``, key passed in the environment);
+5. runs the FL server: FedAvg on MNIST, every client registers its own update, the server
+   publishes the round's Shapley task;
+6. the miners estimate the Shapley vector, commit, reveal and finalize; every client claims its
+   payout with a Merkle proof; the server, miners and requester withdraw;
+7. prints the payout table (client, type, S̄, amount), the PoSap block records, the audit
+   verdict and, last, ``V=… clients=… server=… miners=… refunded=… unaccounted=0``;
+8. saves a plot of S̄ by client type (PNG) in the output folder.
 
-Both hold an exclusive file lock while the network entry is rewritten and used, so two
-demos or tests on one machine never deploy to each other's Anvil.
+The development accounts come from Anvil's public test mnemonic: with ``--rpc`` the node must
+fund those accounts (any Anvil does). Nothing here is for real value.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
-from .deployment import deployed_address
-from .toolchain import ROOT, solcx_dir
-
-NETWORK_ID = "fedcoin-local"
-ANVIL_CHAIN_ID = 31337
-
-
-def brownie_exe() -> str:
-    """The brownie console script next to this interpreter (or on PATH)."""
-    local = Path(sys.executable).with_name("brownie")
-    return str(local) if local.exists() else "brownie"
-
-
-def brownie_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("SOLCX_BINARY_PATH", str(solcx_dir()))
-    env["PATH"] = os.pathsep.join([str(ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
-
-
-@contextlib.contextmanager
-def brownie_lock():
-    """Exclusive lock on the brownie network entry (``~/.brownie/fedcoin-network.lock``,
-    next to the config it protects, whatever ``FEDCOIN_HOME`` is)."""
-    path = Path.home() / ".brownie" / "fedcoin-network.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def ensure_brownie_network(url: str, network_id: str = NETWORK_ID, chain_id: int = ANVIL_CHAIN_ID) -> Path:
-    """Add or update the live network ``network_id`` -> ``url`` in brownie's network config."""
-    import yaml
-
-    cfg_path = Path.home() / ".brownie" / "network-config.yaml"
-    if not cfg_path.exists():  # brownie writes its default config on first use
-        subprocess.run([brownie_exe(), "networks", "list"], env=brownie_env(), cwd=ROOT,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=300)
-    cfg = yaml.safe_load(cfg_path.read_text()) if cfg_path.exists() else {}
-    cfg = cfg or {}
-    live = cfg.setdefault("live", [])
-    env = next((e for e in live if e.get("name") == "FedCoin"), None)
-    if env is None:
-        env = {"name": "FedCoin", "networks": []}
-        live.append(env)
-    entry = {"name": "FedCoin local Anvil", "id": network_id, "host": url, "chainid": chain_id}
-    nets = [n for n in env.setdefault("networks", []) if n.get("id") != network_id]
-    # an id must be unique across environments
-    for e in live:
-        e["networks"] = [n for n in e.get("networks", []) if n.get("id") != network_id]
-    env["networks"] = nets + [entry]
-    cfg_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cfg_path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    os.replace(tmp, cfg_path)
-    return cfg_path
-
-
-def forget_brownie_deployments(chain_id: int) -> None:
-    """Drop brownie's own record of deployments on ``chain_id`` (``build/deployments``).
-
-    brownie reloads that record whenever it connects to a live network and aborts when a
-    contract is missing, which is always the case on a fresh Anvil. Our record of addresses is
-    :mod:`fedcoin.deployment`; brownie's is a cache, cleared only for Anvil's chain id.
-    """
-    import json
-    import shutil
-
-    root = ROOT / "build" / "deployments"
-    shutil.rmtree(root / str(chain_id), ignore_errors=True)
-    map_path = root / "map.json"
-    if map_path.exists():
-        data = json.loads(map_path.read_text() or "{}")
-        if data.pop(str(chain_id), None) is not None:
-            map_path.write_text(json.dumps(data, indent=2, sort_keys=True))
-
-
-def brownie_deploy(url: str, *, network_id: str = NETWORK_ID, timeout: float = 900) -> str:
-    """``brownie run deploy --network network_id`` against ``url``; return the recorded address."""
-    from .chain import connect
-
-    chain_id = connect(url).eth.chain_id
-    with brownie_lock():
-        ensure_brownie_network(url, network_id, chain_id)
-        if chain_id == ANVIL_CHAIN_ID:
-            forget_brownie_deployments(chain_id)
-        proc = subprocess.run(
-            [brownie_exe(), "run", "deploy", "--network", network_id], cwd=ROOT, env=brownie_env(),
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
-        )
-    if proc.returncode != 0:
-        raise RuntimeError(f"brownie run deploy failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return deployed_address(chain_id)
+ETH = 10**18
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--network-id", default=NETWORK_ID, help="brownie network id to (re)point at Anvil")
+    parser.add_argument("--rpc", help="use this node instead of starting Anvil (its dev accounts must be funded)")
+    parser.add_argument("--clients", type=int, default=20, help="K clients, types T0…T9 in blocks (default %(default)s)")
+    parser.add_argument("--miners", type=int, default=2, help="M miner processes (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=1, help="FL rounds R (default %(default)s)")
+    parser.add_argument("--value", type=float, default=10.0, help="budget V in ether (default %(default)s)")
+    parser.add_argument("--data", default="mnist", help="mnist | digits | idx:DIR | npz:FILE (default %(default)s)")
+    parser.add_argument("--arch", help="model id, e.g. mlp-784-200-10 or logreg-784-10 (default: MLP with 200 hidden)")
+    parser.add_argument("--samples-per-client", type=int, default=300, help="n_k of each client (default %(default)s)")
+    parser.add_argument("--val-size", type=int, default=1000, help="validation rows in the Shapley utility (default %(default)s)")
+    parser.add_argument("--local-steps", type=int, default=20, help="local SGD steps per round (paper: 20)")
+    parser.add_argument("--commit-window", type=int, default=45, help="seconds from publication to the commit deadline")
+    parser.add_argument("--reveal-window", type=int, default=15, help="seconds from the commit to the reveal deadline")
+    parser.add_argument("--out", help="output folder (default $FEDCOIN_HOME/demo)")
+    parser.add_argument("--no-brownie", action="store_true", help="deploy with web3.py instead of `brownie run deploy`")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data partition and training")
+
+
+def _stream(proc: subprocess.Popen, prefix: str, log_path: Path) -> threading.Thread:
+    """Copy a child's output to its log file and, prefixed, to our stderr."""
+
+    def pump():
+        with open(log_path, "w") as log:
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                print(f"{prefix} {line.rstrip()}", file=sys.stderr, flush=True)
+
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    return t
+
+
+def start_miner(rpc: str, contract: str, key: str, *, store: str, journal: Path, task: int, seed: int,
+                log: Path, prefix: str) -> tuple[subprocess.Popen, threading.Thread]:
+    """One ``fedcoin mine`` process for ``task``; its key travels in the environment, not argv."""
+    env = dict(os.environ, FEDCOIN_PRIVATE_KEY=key, PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "fedcoin.cli", "mine", "--rpc", rpc, "--contract", contract, "--store", store,
+           "--journal", str(journal), "--task", str(task), "--seed", str(seed), "--no-progress", "--poll", "0.5"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL)
+    return proc, _stream(proc, prefix, log)
+
+
+def plot_by_type(rows, types: dict[str, int], path: Path) -> Path:
+    """Bar chart of mean S̄ per client type with every client's S̄ as a dot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    by_type: dict[int, list[float]] = {}
+    for r in rows:
+        by_type.setdefault(types[r.client], []).append(r.mean)
+    ts = sorted(by_type)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.bar([f"T{t}" for t in ts], [float(np.mean(by_type[t])) for t in ts], color="#4C72B0", alpha=0.7,
+           label="mean S̄ of the type")
+    for i, t in enumerate(ts):
+        ax.scatter([i] * len(by_type[t]), by_type[t], color="k", s=12, zorder=3,
+                   label="one client" if i == 0 else None)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("client type (Tj holds 10−j labels)")
+    ax.set_ylabel("consensus Shapley value S̄")
+    ax.set_title("FedCoin demo: S̄ by client type")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def format_blocks(fc) -> str:
+    from . import fixedpoint
+
+    lines = ["height task round winner       D         S̄ hash     winner S hash  prev record  payouts root"]
+    for h in range(fc.block_count()):
+        b = fc.get_block(h)
+        lines.append(
+            f"{h:>6} {b.task_id:>4} {b.round:>5} {b.winner[:12]} {fixedpoint.decode(b.difficulty):<9.3g} "
+            f"0x{b.mean_hash.hex()[:10]}  0x{b.winner_hash.hex()[:10]}   0x{b.prev_hash.hex()[:8]}   0x{b.payouts_root.hex()[:10]}"
+        )
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .devnet import Anvil
+    from .accounting import format_line, format_payout_table, payout_table, task_accounting
+    from .audit import audit
+    from .brownie_net import brownie_deploy
+    from .chain import FedCoin, connect
+    from .deployment import DeployParams, fedcoin_home
+    from .devnet import Anvil, dev_private_keys
+    from .store import LocalStore
+    from eth_account import Account
 
-    with Anvil() as node:
-        print(f"Anvil on {node.url}")
-        address = brownie_deploy(node.url, network_id=args.network_id)
-        print(f"FedCoin deployed at {address}")
-    return 0
+    if args.clients < 1 or args.miners < 1 or args.rounds < 1:
+        print("fedcoin demo: --clients, --miners and --rounds must be at least 1", file=sys.stderr)
+        return 2
+    started = time.time()
+    out = Path(args.out) if args.out else fedcoin_home() / "demo"
+    run_dir = out / time.strftime("run-%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    n_accounts = 2 + args.miners + args.clients
+    node = None
+    if args.rpc:
+        url = args.rpc
+    else:
+        node = Anvil(accounts=n_accounts, balance_eth=max(1000, int(args.value) * 2)).start()
+        url = node.url
+    procs: list[subprocess.Popen] = []
+    try:
+        print(f"[demo] chain at {url}; output in {run_dir}", flush=True)
+        keys = dev_private_keys(n_accounts)
+        accts = [Account.from_key(k) for k in keys]
+        requester, server = accts[0], accts[1]
+        miner_keys = keys[2:2 + args.miners]
+        clients = accts[2 + args.miners:]
+        w3 = connect(url)
+        if args.no_brownie:
+            address = FedCoin.deploy(w3, requester, DeployParams()).address
+        else:
+            print("[demo] brownie run deploy …", flush=True)
+            address = brownie_deploy(url)
+        fc = FedCoin(w3, address, requester)
+        print(f"[demo] FedCoin deployed at {address}", flush=True)
+
+        V = int(round(args.value * ETH))
+        task_id = fc.create_task(server.address, [c.address for c in clients], args.rounds, V).task_id
+        print(f"[demo] requester {requester.address[:10]} deposited V={V} wei for task {task_id}: "
+              f"{args.clients} clients, {args.rounds} round(s), split 7000/1000/2000", flush=True)
+
+        store_dir = run_dir / "store"
+        store = LocalStore(store_dir)
+        threads = []
+        for i, key in enumerate(miner_keys):
+            p, t = start_miner(url, address, key, store=f"local:{store_dir}", journal=run_dir / "journal",
+                               task=task_id, seed=1000 + i, log=run_dir / f"miner-{i}.log", prefix=f"[miner {i}]")
+            procs.append(p)
+            threads.append(t)
+
+        from fl_server.server import FLServer, ServerConfig
+
+        cfg = ServerConfig(
+            data=args.data, arch=args.arch, samples_per_client=args.samples_per_client, seed=args.seed,
+            local_steps=args.local_steps, val_size=args.val_size, commit_window=args.commit_window,
+            reveal_window=args.reveal_window, poll_interval=0.5,
+            round_timeout=10 * (args.commit_window + args.reveal_window) + 120,
+        )
+        srv = FLServer(fc.as_account(server), task_id, clients, store, cfg)
+        types = {addr: c.type for addr, c in zip(srv.listed, srv.partition.clients)}
+        summary = srv.run(wait=True, progress=True)
+        for rep in summary.rounds:
+            print(f"[server] round {rep.round}: {len(rep.registered_now)} updates registered, spec "
+                  f"{rep.spec_hash[:12]}… published; global model val accuracy {rep.val_accuracy:.3f}", flush=True)
+
+        for p in procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.terminate()
+        for t in threads:
+            t.join(timeout=5)
+
+        # Everyone collects: clients claim with Merkle proofs, the others withdraw their credit.
+        by_addr = {c.address: c for c in clients}
+        claimed = 0
+        for rnd in range(args.rounds):
+            fin = fc.round_finalized(task_id, rnd)
+            if fin is None:
+                continue
+            for client, amount in zip(fc.registered_clients(task_id, rnd), fin["amounts"]):
+                if amount > 0:
+                    fc.as_account(by_addr[client]).claim(task_id, rnd)
+                    claimed += 1
+        for who in (server, requester):
+            if fc.credits(who.address) > 0:
+                fc.as_account(who).withdraw()
+        print(f"[demo] {claimed} client claims paid; server and requester withdrew their credit", flush=True)
+
+        rows = payout_table(fc, task_id)
+        labels = {a: f"T{t}" for a, t in types.items()}
+        print("\nPayouts (consensus Shapley value S̄ and amount per client):")
+        print(format_payout_table(rows, labels))
+        print("\nPoSap block records:")
+        print(format_blocks(fc))
+        verdict = audit(fc)
+        print(f"\naudit: {verdict}")
+        png = plot_by_type(rows, types, run_dir / "shapley_by_type.png")
+        print(f"plot: {png}")
+        print(f"elapsed: {time.time() - started:.0f}s")
+        acc = task_accounting(fc, task_id)
+        print(format_line(acc))
+        return 0 if (acc.ok and verdict.ok) else 1
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        if node is not None:
+            node.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

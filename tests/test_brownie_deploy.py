@@ -16,7 +16,7 @@ from fedcoin.toolchain import ROOT
 
 def test_brownie_run_deploy_records_a_working_contract(tmp_path, monkeypatch):
     monkeypatch.setenv("FEDCOIN_HOME", str(tmp_path))
-    from fedcoin.demo import brownie_deploy
+    from fedcoin.brownie_net import brownie_deploy
 
     with Anvil(accounts=2) as node:
         address = brownie_deploy(node.url)

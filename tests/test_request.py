@@ -192,7 +192,7 @@ def test_status_prints_the_accounting_of_an_existing_task(env, anvil, capsys):
 def test_brownie_run_request_deposits_from_environment_variables(env, anvil, monkeypatch, key_source):
     from eth_account import Account
 
-    from fedcoin.demo import brownie_env, brownie_exe, brownie_lock, ensure_brownie_network
+    from fedcoin.brownie_net import brownie_env, brownie_exe, brownie_lock, ensure_brownie_network
 
     w3, fc, a = env
     record_deployment(31337, fc.address)
