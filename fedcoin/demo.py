@@ -125,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     from .audit import audit
     from .brownie_net import brownie_deploy
     from .chain import FedCoin, connect
-    from .deployment import DeployParams, fedcoin_home
+    from .deployment import DeployParams
+    from .home import fedcoin_home
     from .devnet import Anvil, dev_private_keys
     from .store import LocalStore
     from eth_account import Account

@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .toolchain import ROOT
+from .home import fedcoin_home
 
 CONTRACT_NAME = "FedCoin"
 
@@ -53,16 +53,6 @@ class DeployParams:
         """Positional constructor arguments, in the Solidity order."""
         return [self.min_bond, self.initial_difficulty, self.distance_p, self.max_iterations,
                 self.target_block_time, self.publish_timeout]
-
-
-def fedcoin_home() -> Path:
-    """``$FEDCOIN_HOME``, else ``<repo>/.fedcoin`` in a checkout, else ``~/.fedcoin``."""
-    env = os.environ.get("FEDCOIN_HOME")
-    if env:
-        return Path(env)
-    if (ROOT / "pyproject.toml").exists() and (ROOT / "contracts").is_dir():
-        return ROOT / ".fedcoin"
-    return Path.home() / ".fedcoin"
 
 
 def deployment_file(chain_id: int) -> Path:

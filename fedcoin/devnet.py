@@ -30,6 +30,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(proc: subprocess.Popen, ready, *, name: str, url: str, timeout: float, poll: float = 0.05) -> None:
+    """Wait until ``ready()`` is true for a child process that serves ``url``.
+
+    Raises:
+        RuntimeError: the process exited first (its stderr tail is in the message).
+        TimeoutError: it did not answer within ``timeout`` seconds (the process is stopped).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise RuntimeError(f"{name} exited with code {proc.returncode}: {err.strip()[-2000:]}")
+        if ready():
+            return
+        time.sleep(poll)
+    terminate(proc)
+    raise TimeoutError(f"{name} did not answer on {url} within {timeout:.0f}s")
+
+
+def terminate(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; a no-op for a finished process."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def _rpc_ready(url: str) -> bool:
     req = urllib.request.Request(
         url,
@@ -80,25 +110,11 @@ class Anvil:
             cmd += ["--gas-limit", str(self.block_gas_limit)]
         cmd += self.extra_args
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                raise RuntimeError(f"anvil exited with code {self.proc.returncode}: {err.strip()}")
-            if _rpc_ready(self.url):
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"anvil did not answer on {self.url} within {timeout:.0f}s")
+        wait_ready(self.proc, lambda: _rpc_ready(self.url), name="anvil", url=self.url, timeout=timeout)
+        return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None
 
     def __enter__(self) -> "Anvil":

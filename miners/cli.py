@@ -38,7 +38,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fedcoin.chain import ChainError, FedCoin, RPCUnavailable, connect
-    from fedcoin.deployment import deployed_address, fedcoin_home
+    from fedcoin.deployment import deployed_address
+    from fedcoin.home import fedcoin_home
     from fedcoin.keys import KeyLoadError, account_from_args
     from fedcoin.store import open_store
     from miners.journal import Journal
