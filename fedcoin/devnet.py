@@ -60,17 +60,21 @@ def terminate(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
             proc.wait()
 
 
-def _rpc_ready(url: str) -> bool:
-    req = urllib.request.Request(
-        url,
-        data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
+def http_ok(req: urllib.request.Request, timeout: float = 1.0) -> bool:
+    """True when ``req`` gets an HTTP 200 answer (a readiness probe)."""
     try:
-        with urllib.request.urlopen(req, timeout=1) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+def _rpc_ready(url: str) -> bool:
+    return http_ok(urllib.request.Request(
+        url,
+        data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode(),
+        headers={"Content-Type": "application/json"},
+    ))
 
 
 @dataclass

@@ -21,12 +21,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .devnet import free_port, terminate, wait_ready
+from .devnet import free_port, http_ok, terminate, wait_ready
 
 
 def jsipfs_path() -> str:
@@ -62,12 +61,7 @@ def offline_config(config: dict, api_port: int) -> dict:
 
 
 def _api_ready(url: str) -> bool:
-    req = urllib.request.Request(url + "/api/v0/version", data=b"", method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=1) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+    return http_ok(urllib.request.Request(url + "/api/v0/version", data=b"", method="POST"))
 
 
 @dataclass
