@@ -52,8 +52,14 @@ slither: setup
 bench-gas: setup
 	$(PY) benchmarks/gas.py
 
-bench-shapley: setup
+## Shapley benchmark; the pyDVL baseline runs in .venv-bench (pyDVL pins numpy<2, JAX needs >=2).
+bench-shapley: setup .venv-bench/.installed
 	$(PY) benchmarks/shapley_bench.py $(ARGS)
 
+.venv-bench/.installed: benchmarks/requirements-bench.txt
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q --disable-pip-version-check --no-deps -r benchmarks/requirements-bench.txt
+	touch $@
+
 clean:
-	rm -rf $(VENV) node_modules .solcx build reports .hypothesis
+	rm -rf $(VENV) .venv-bench node_modules .solcx build reports .hypothesis

@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=500, help="samples per client")
     ap.add_argument("--rounds-valued", default="1,3,5", help="1-based rounds to value, e.g. 1,3,5 or 1-10")
     ap.add_argument("--perms", type=int, default=1000, help="permutations per valued round")
+    ap.add_argument("--perms-per-step", type=int, default=200, help="permutations per jitted engine step")
     ap.add_argument("--val-size", type=int, default=1000, help="validation rows in the utility (0 = all)")
     ap.add_argument("--local-steps", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=50)
@@ -196,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     splits = load_dataset(args.data)
     res = shapley_by_type(
         splits, clients=args.clients, samples=args.samples, valued_rounds=parse_rounds(args.rounds_valued),
-        perms=args.perms, seed=args.seed, val_size=args.val_size, arch_id=args.arch, lr=args.lr,
+        perms=args.perms, perms_per_step=args.perms_per_step, seed=args.seed, val_size=args.val_size,
+        arch_id=args.arch, lr=args.lr,
         local_steps=args.local_steps, batch_size=args.batch_size,
     )
     args.out.mkdir(parents=True, exist_ok=True)

@@ -270,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'est':>5} {'D':>7} {'iters':>8} {'capped':>6} {'projected':>10} {'winner relL2':>12} {'bound iters':>11}")
     for r in res["summary"]:
         print(f"{r['estimator']:>5} {r['D']:7.0e} {r['iterations_median']:8.0f} {r['capped']:>3}/{r['trials']:<2} "
-              f"{r['projected_iterations_median']:10.3g} {r['winner_rel_l2_median']:12.4f} {_fmt(r['bound_iterations_median']) or 'capped':>11}")
+              f"{r['projected_iterations_median']:10.3g} {r['winner_rel_l2_median']:12.4f} "
+              f"{_fmt(r['bound_iterations_median']) or 'capped':>11}")
     print(f"wrote {args.out / 'figure6.csv'} and {args.out / 'figure6.png'} in {time.perf_counter() - t0:.0f}s")
     return 0
 

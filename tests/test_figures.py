@@ -54,12 +54,13 @@ def test_figure4_gives_one_finite_row_per_type_with_efficient_rounds(digits):
 def test_figure4_main_writes_csv_with_the_documented_columns(tmp_path):
     fig4 = _load("figure4")
     assert fig4.parse_rounds("1-3,5") == [1, 2, 3, 5]
-    rc = fig4.main(["--data", "digits", "--clients", "10", "--samples", "30", "--rounds-valued", "1",
-                    "--perms", "20", "--val-size", "60", "--out", str(tmp_path)])
+    # the same shapes as the other tests, so the jitted functions are compiled once
+    rc = fig4.main(["--data", "digits", "--clients", "10", "--samples", "40", "--rounds-valued", "2",
+                    "--perms", "40", "--perms-per-step", "20", "--val-size", "100", "--out", str(tmp_path)])
     assert rc == 0
     rows = list(csv.DictReader(open(tmp_path / "figure4.csv")))
     assert len(rows) == 10
-    for col in ("type", "mean_shapley", "std_shapley", "n_values", "frac_positive", "mc_se_mean", "mean_round1"):
+    for col in ("type", "mean_shapley", "std_shapley", "n_values", "frac_positive", "mc_se_mean", "mean_round2"):
         assert col in rows[0]
     assert (tmp_path / "figure4.png").stat().st_size > 0
 
@@ -70,11 +71,11 @@ def test_figure6_exact_reference_is_efficient_and_errors_are_nonnegative(digits)
     from fedcoin.utility import utility_jit
 
     fig6 = _load("figure6")
-    rg, types = fig6.round_game(digits, clients=6, samples=40, round=2, val_size=100)
-    assert types == [0, 1, 3, 5, 6, 8]  # k·10 // K for K = 6
+    rg, types = fig6.round_game(digits, clients=10, samples=40, round=2, val_size=100)
+    assert types == list(range(10))  # one client per type
     Ds = (1e-1, 1e-3, 1e-6)
-    res = fig6.block_times(rg, Ds=Ds, miners=2, cap=120, trials=1, check_every=12, log=lambda *_: None)
-    v_all = float(utility_jit(rg, jax.numpy.ones(6, bool)))
+    res = fig6.block_times(rg, Ds=Ds, miners=2, cap=120, trials=1, check_every=20, log=lambda *_: None)
+    v_all = float(utility_jit(rg, jax.numpy.ones(10, bool)))
     assert math.isclose(res["v_all"], v_all, rel_tol=1e-4, abs_tol=1e-6)  # Σφ_exact = v(all)
     summary = res["summary"]
     assert len(summary) == 2 * len(Ds)
@@ -83,7 +84,7 @@ def test_figure6_exact_reference_is_efficient_and_errors_are_nonnegative(digits)
         assert [r["D"] for r in rows] == list(Ds)  # one row per D
         for r in rows:
             assert math.isclose(r["neg_log10_D"], -math.log10(r["D"]))
-            assert 0 < r["iterations_min"] <= r["iterations_median"] <= r["iterations_max"] <= r["cap"] + 12
+            assert 0 < r["iterations_min"] <= r["iterations_median"] <= r["iterations_max"] <= r["cap"] + 20
             assert r["winner_rel_l2_median"] >= 0 and r["consensus_rel_l2_median"] >= 0
             assert math.isfinite(r["winner_rel_l2_median"])
             assert 0 <= r["capped"] <= r["trials"]

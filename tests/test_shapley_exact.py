@@ -18,7 +18,7 @@ from miners.shapley import (
     fl_game,
     from_coalition_fn,
 )
-from tests.shapley_fixtures import LOGREG_SMALL, MLP_SMALL, make_round, with_updates
+from shapley_fixtures import LOGREG_SMALL, MLP_SMALL, make_round, with_updates
 
 ARCHS = [LOGREG_SMALL, MLP_SMALL]
 

@@ -29,7 +29,7 @@ from miners.shapley import (
     sample_permutations,
     step,
 )
-from tests.shapley_fixtures import LOGREG_SMALL, MLP_SMALL, make_round
+from shapley_fixtures import LOGREG_SMALL, MLP_SMALL, make_round
 
 ARCHS = [LOGREG_SMALL, MLP_SMALL]
 

@@ -8,7 +8,7 @@ import pytest
 
 from fedcoin.models import apply
 from fedcoin.utility import RoundGame, aggregate, coalition_coefficients, utility_jit
-from tests.shapley_fixtures import LOGREG_SMALL, MLP_SMALL, make_round
+from shapley_fixtures import LOGREG_SMALL, MLP_SMALL, make_round
 
 
 def _numpy_utility(game: RoundGame, mask: np.ndarray) -> float:

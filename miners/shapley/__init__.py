@@ -34,6 +34,10 @@ The incremental API (what the miner loop calls)::
                     progress=lambda e: print(e.iterations, e.err_p))
     res.phi, res.iterations, res.err_p, res.reason   # reason: converged | deadline | max_perms
 
+On a CPU, expose its cores as JAX devices before JAX starts
+(``XLA_FLAGS=--xla_force_host_platform_device_count=<nproc>``): ``fl_game`` then splits the
+validation rows over them (XLA runs each device's loop on one core).
+
 ``iterations`` is the number of permutations (the paper's ``time``), which the miner reveals
 and the contract weights S̄ by. ``err_p`` is an upper confidence bound on the distance of the
 estimate from the *true* Shapley vector in the task's p-norm; it is not the PoSap criterion

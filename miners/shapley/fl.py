@@ -22,9 +22,12 @@ chunk of accumulators.
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from fedcoin.utility import RoundGame, aggregation_weights
 from miners.shapley.game import Game
@@ -117,12 +120,27 @@ def _batched(fn, batch: int, items: jax.Array) -> jax.Array:
     return out.reshape(nb * batch, *out.shape[2:])[:N]
 
 
+_CHUNKED = ("d", "z", "onehot", "row_w", "base")  # data entries with a leading row-chunk axis
+
+
+def _over_rows(mesh: Mesh | None, fn, data: dict, items: jax.Array) -> jax.Array:
+    """``fn(data, items)``, or its sum over the row shards of ``mesh`` (values are row sums)."""
+    if mesh is None:
+        return fn(data, items)
+    specs = {k: PartitionSpec("rows") if k in _CHUNKED else PartitionSpec() for k in data}
+    local = lambda d, x: jax.lax.psum(fn(d, x), "rows")  # noqa: E731
+    return jax.shard_map(local, mesh=mesh, in_specs=(specs, PartitionSpec()), out_specs=PartitionSpec(),
+                         check_vma=False)(data, items)
+
+
 @dataclasses.dataclass(frozen=True)
 class _PrefixFn:
     cfg: _Config
+    mesh: Mesh | None = None
 
     def __call__(self, data: dict, perms: jax.Array) -> jax.Array:
-        return _batched(lambda p: _prefix_batch(self.cfg, data, p), self.cfg.perm_batch, perms)
+        fn = lambda d, ps: _batched(lambda p: _prefix_batch(self.cfg, d, p), self.cfg.perm_batch, ps)  # noqa: E731
+        return _over_rows(self.mesh, fn, data, perms)
 
 
 def _coalition_batch(cfg: _Config, data: dict, masks: jax.Array) -> jax.Array:
@@ -151,9 +169,11 @@ def _coalition_batch(cfg: _Config, data: dict, masks: jax.Array) -> jax.Array:
 @dataclasses.dataclass(frozen=True)
 class _CoalitionFn:
     cfg: _Config
+    mesh: Mesh | None = None
 
     def __call__(self, data: dict, masks: jax.Array) -> jax.Array:
-        return _batched(lambda m: _coalition_batch(self.cfg, data, m), self.cfg.coalition_batch, masks)
+        fn = lambda d, ms: _batched(lambda m: _coalition_batch(self.cfg, d, m), self.cfg.coalition_batch, ms)  # noqa: E731
+        return _over_rows(self.mesh, fn, data, masks)
 
 
 @jax.jit
@@ -177,6 +197,7 @@ def fl_game(
     coalition_batch: int = 256,
     unroll: int = 2,
     control_variate: bool = False,
+    devices: Sequence[jax.Device] | None = None,
 ) -> Game:
     """The round's game with the fast prefix and coalition functions.
 
@@ -194,14 +215,22 @@ def fl_game(
         control_variate: wrap the game with
             :func:`miners.shapley.control.with_control_variate` (weights ω, scores v({k})):
             unbiased, K extra evaluations, several times less variance.
+        devices: devices to split the row chunks over (default ``jax.devices()``). With more
+            than one, each holds its share of D and the per-prefix row sums are ``psum``-ed:
+            several GPUs, or the cores of a CPU exposed as host devices with
+            ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` set before JAX starts (XLA
+            runs one device's loop on one core). Results equal the single-device ones up to
+            float32 summation order.
 
     Returns:
         A :class:`miners.shapley.game.Game` (prefix and coalition functions).
     """
     arch = game.arch
     n = game.n_val
-    c = int(min(row_chunk, n))
-    n_chunks = -(-n // c)
+    devices = list(jax.devices() if devices is None else devices)
+    n_dev = len(devices)
+    c = int(min(row_chunk, -(-n // n_dev)))
+    n_chunks = -(-(-(-n // c)) // n_dev) * n_dev  # whole chunks, a multiple of the device count
     pad = n_chunks * c - n
     x = jnp.concatenate([game.x, jnp.zeros((pad, game.x.shape[1]), jnp.float32)]) if pad else game.x
     y = jnp.concatenate([game.y, jnp.zeros((pad,), jnp.int32)]) if pad else game.y
@@ -233,7 +262,14 @@ def fl_game(
         "later": later,
         "n": jnp.asarray(n, jnp.float32),
     }
-    out = Game(game.n_players, data, _PrefixFn(cfg), _CoalitionFn(cfg), name=f"fl-{arch.id}")
+    mesh = None
+    if n_dev > 1:
+        mesh = Mesh(np.array(devices), ("rows",))
+        data = {
+            k: jax.device_put(v, NamedSharding(mesh, PartitionSpec("rows") if k in _CHUNKED else PartitionSpec()))
+            for k, v in data.items()
+        }
+    out = Game(game.n_players, data, _PrefixFn(cfg, mesh), _CoalitionFn(cfg, mesh), name=f"fl-{arch.id}")
     if control_variate:
         from miners.shapley.control import with_control_variate
 
