@@ -26,6 +26,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--margin", type=float, default=d.margin, help="sample until error bound <= margin*D (default %(default)s)")
     parser.add_argument("--confidence", type=float, default=d.confidence, help="confidence of the error bound (default %(default)s)")
     parser.add_argument("--sampler", default=d.sampler, help="permutation sampler (default %(default)s)")
+    parser.add_argument("--no-control-variate", action="store_true",
+                        help="plain permutation sampling (default: with the FedAvg control variate)")
     parser.add_argument("--max-perms", type=int, help="permutations per round (default: the contract's iteration cap)")
     parser.add_argument("--bond", type=int, help="bond in wei per commitment (default: the contract minimum)")
     parser.add_argument("--seed", type=int, help="PRNG seed (default: random)")
@@ -62,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"fedcoin mine: no usable FedCoin contract: {e}", file=sys.stderr)
         return 2
     cfg = MinerConfig(confidence=args.confidence, margin=args.margin, sampler=args.sampler,
+                      control_variate=not args.no_control_variate,
                       max_perms=args.max_perms, bond=args.bond, poll_s=args.poll, seed=args.seed)
     journal = Journal(args.journal or fedcoin_home() / "journal")
     miner = Miner(fc, open_store(args.store), journal, cfg, task=args.task, progress=not args.no_progress)
