@@ -19,7 +19,7 @@ demo: setup
 
 ## The whole test suite (what CI runs).
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLC)
 
