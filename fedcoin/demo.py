@@ -189,7 +189,10 @@ def run(args: argparse.Namespace) -> int:
         summary = srv.run(wait=True, progress=True)
         for rep in summary.rounds:
             print(f"[server] round {rep.round}: {len(rep.registered_now)} updates registered, spec "
-                  f"{rep.spec_hash[:12]}… published; global model val accuracy {rep.val_accuracy:.3f}", flush=True)
+                  f"{rep.spec_hash[:12]}… published; validation accuracy of the model before the round "
+                  f"{rep.val_accuracy:.3f}", flush=True)
+        final = srv.strategy.evaluate(args.rounds, srv.global_model(args.rounds), srv.splits.test)
+        print(f"[server] global model after {args.rounds} round(s): test accuracy {final['accuracy']:.3f}", flush=True)
 
         for p in procs:
             try:
