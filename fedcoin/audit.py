@@ -60,6 +60,9 @@ class BlockEvidence:
             ``ShapleyTaskPublished``; p: the round's distance.
         budget, rounds, split: the task's V, R and (train, com, sap) bps.
         prices: ``roundPrices`` view.
+        elapsed: the winner's commit time minus the round's publication time (views): what the
+            difficulty adjustment after this block must have used.
+        published_at: (block number, log index) of the round's ``ShapleyTaskPublished``.
     """
 
     height: int
@@ -78,16 +81,29 @@ class BlockEvidence:
     rounds: int
     split: tuple[int, int, int]
     prices: tuple[int, int, int]
+    elapsed: int | None = None
+    published_at: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
 class AuditInputs:
-    """The whole record chain's evidence plus the contract's head and iteration cap."""
+    """The whole record chain's evidence plus the contract's head, iteration cap and difficulty history.
+
+    Attributes:
+        adjustments: every ``DifficultyAdjusted`` event in chain order as
+            ``((block, log index), old, new, elapsed)``; the contract emits exactly one per block,
+            in the transaction that appends it, so adjustment i belongs to block i.
+        target_block_time: the contract's difficulty target (seconds).
+        difficulty: the current global D (the first D when nothing was ever adjusted).
+    """
 
     blocks: tuple[BlockEvidence, ...]
     block_count: int
     last_record_hash: bytes
     max_iterations: int
+    adjustments: tuple[tuple[tuple[int, int], int, int, int], ...] = ()
+    target_block_time: int = 1
+    difficulty: int = 0
 
 
 @dataclass(frozen=True)
@@ -158,6 +174,7 @@ def collect(fc) -> AuditInputs:
         ri = fc.get_round(tid, rnd)
         fin = fc.finalized_events(tid, rnd)
         pub = fc.published_events(tid, rnd)
+        committed = fc.get_commitment(tid, rnd, ri.attempt, rec.winner).committed_at
         blocks.append(BlockEvidence(
             height=h, record=rec, events=tuple(by_height.get(h, ())),
             finalized=dict(fin[-1].args) if fin else None,
@@ -167,8 +184,13 @@ def collect(fc) -> AuditInputs:
             round_difficulty=ri.difficulty, published_difficulty=pub[-1].args["difficulty"] if pub else None,
             p=ri.p, budget=t.budget, rounds=t.rounds, split=(t.train_bps, t.com_bps, t.sap_bps),
             prices=tuple(fc.round_prices(tid, rnd)),
+            elapsed=committed - ri.published_at,
+            published_at=(pub[0].block_number, pub[0].log_index) if pub else None,
         ))
-    return AuditInputs(tuple(blocks), count, head, fc.max_iterations())
+    adjustments = tuple(((e.block_number, e.log_index), e.args["oldDifficulty"], e.args["newDifficulty"],
+                         e.args["elapsed"]) for e in fc.difficulty_events())[:count]
+    return AuditInputs(tuple(blocks), count, head, fc.max_iterations(), adjustments, fc.target_block_time(),
+                       fc.difficulty())
 
 
 # ----------------------------------------------------------------------------- checking
@@ -230,6 +252,28 @@ def check_block(b: BlockEvidence, prev_hash: bytes, cap: int) -> None:
     _expect("event.RoundFinalized.payoutsRoot", root, b.finalized["payoutsRoot"])
 
 
+def check_difficulty(inputs: AuditInputs, n: int) -> None:
+    """Block ``n``'s difficulty history: D at publication, and the adjustment after the block.
+
+    Global D changes only in the adjustment that follows each block, so the D in force at any
+    moment is the ``new`` of the last adjustment before it (before the first: its ``old``).
+    """
+    b, adj = inputs.blocks[n], inputs.adjustments
+    first = adj[0][1] if adj else inputs.difficulty
+    if b.published_at is not None:
+        in_force = first
+        for pos, _old, new, _el in adj:
+            if pos < b.published_at:
+                in_force = new
+        _expect("published_difficulty", in_force, b.published_difficulty)
+    if n >= len(adj):
+        raise _Broken("difficulty_adjustment", "a DifficultyAdjusted event", None)
+    _pos, old, new, elapsed = adj[n]
+    _expect("difficulty_adjustment.old", adj[n - 1][2] if n else first, old)
+    _expect("difficulty_adjustment.elapsed", b.elapsed, elapsed)
+    _expect("difficulty_adjustment.new", posap.next_difficulty(old, elapsed, inputs.target_block_time), new)
+
+
 def check_chain(inputs: AuditInputs) -> AuditResult:
     """Check every block in height order; the result names the first broken link."""
     prev = ZERO32
@@ -239,6 +283,7 @@ def check_chain(inputs: AuditInputs) -> AuditResult:
         try:
             _expect("height", n, b.height)
             check_block(b, prev, inputs.max_iterations)
+            check_difficulty(inputs, n)
         except _Broken as e:
             return AuditResult(n, AuditFailure(b.height, b.record.task_id, b.record.round, e.check, e.expected, e.found))
         prev = b.record.record_hash

@@ -52,6 +52,8 @@ def test_valid_chain_audits_ok(chain3):
     assert res.ok and res.blocks == 3 and str(res) == "OK 3 blocks"
     assert inputs.blocks[2].attempt == 1  # the re-opened round's winning attempt is the one checked
     assert inputs.blocks[2].record.difficulty == 2 * inputs.blocks[2].published_difficulty
+    assert len(inputs.adjustments) == 3  # one per block: the difficulty history is checked too
+    assert inputs.adjustments[0][2] != inputs.adjustments[0][1]  # D actually moved
 
 
 def _block(inputs, h, **changes):
@@ -83,6 +85,15 @@ def _tamper_finalized(inputs, h, key, fn):
     return _block(inputs, h, finalized=dict(b.finalized, **{key: fn(b.finalized[key])}))
 
 
+def _tamper_adjustment(inputs, n, field, fn):
+    adj = list(inputs.adjustments)
+    pos, old, new, elapsed = adj[n]
+    vals = {"old": old, "new": new, "elapsed": elapsed}
+    vals[field] = fn(vals[field])
+    adj[n] = (pos, vals["old"], vals["new"], vals["elapsed"])
+    return dataclasses.replace(inputs, adjustments=tuple(adj))
+
+
 TAMPERINGS = {
     "revealed vector": (lambda i: _tamper_vector(i, 1, fix_acc=False), 1, "reveals"),
     "revealed vector with forged accumulator": (lambda i: _tamper_vector(i, 1, fix_acc=True), 1, "mean"),
@@ -97,6 +108,16 @@ TAMPERINGS = {
     "iteration cap": (lambda i: dataclasses.replace(i, max_iterations=1), 0, "mean"),
     "difficulty": (lambda i: _block(i, 2, published_difficulty=i.blocks[2].published_difficulty * 4), 2, "difficulty"),
     "prices": (lambda i: _block(i, 1, budget=i.blocks[1].budget + 10**6), 1, "prices"),
+    "difficulty adjustment result": (lambda i: _tamper_adjustment(i, 1, "new", lambda d: d + 1), 1,
+                                     "difficulty_adjustment.new"),
+    "difficulty adjustment chain": (lambda i: _tamper_adjustment(i, 1, "old", lambda d: d * 2), 1,
+                                    "difficulty_adjustment.old"),
+    "block time behind an adjustment": (lambda i: _block(i, 0, elapsed=i.blocks[0].elapsed + 1), 0,
+                                        "difficulty_adjustment.elapsed"),
+    "published before the previous adjustment": (lambda i: _block(i, 1, published_at=(0, 0)), 1,
+                                                 "published_difficulty"),
+    "missing adjustment": (lambda i: dataclasses.replace(i, adjustments=i.adjustments[:2]), 2,
+                           "difficulty_adjustment"),
 }
 
 
