@@ -307,17 +307,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .chain import ChainError, FedCoin, RPCUnavailable, connect
-    from .deployment import deployed_address
+    from .chain import ChainError, RPCUnavailable, open_fedcoin
 
     try:
-        w3 = connect(args.rpc)
-        address = args.contract or deployed_address(w3.eth.chain_id)
-        if not w3.is_address(address):
-            raise ValueError(f"--contract {address!r} is not an address")
-        if not w3.eth.get_code(w3.to_checksum_address(address)):
-            raise ValueError(f"no contract code at {address} on {args.rpc}")
-        result = audit(FedCoin(w3, address))
+        result = audit(open_fedcoin(args.rpc, args.contract))
     except (RPCUnavailable, LookupError, ValueError) as e:
         print(f"fedcoin audit: {e}", file=sys.stderr)
         return 2

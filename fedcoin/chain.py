@@ -281,6 +281,28 @@ _LOCKS_GUARD = threading.Lock()
 _NONCE_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 
 
+def open_fedcoin(rpc_url: str, address: str | None = None, account: LocalAccount | None = None) -> "FedCoin":
+    """The FedCoin contract behind ``rpc_url``: at ``address``, else the deployment recorded for
+    the node's chain (:func:`fedcoin.deployment.deployed_address`). Every CLI opens it here.
+
+    Raises:
+        RPCUnavailable: nothing answers at ``rpc_url``.
+        LookupError: no ``address`` given and none recorded for the chain.
+        ValueError: ``address`` is not an address, or there is no contract code at it.
+    """
+    from .deployment import deployed_address
+
+    w3 = connect(rpc_url)
+    address = address or deployed_address(w3.eth.chain_id)
+    try:
+        address = to_checksum_address(address)
+    except (ValueError, TypeError):
+        raise ValueError(f"{address!r} is not an address") from None
+    if not w3.eth.get_code(address):
+        raise ValueError(f"no contract code at {address} on {rpc_url} (wrong contract address or chain?)")
+    return FedCoin(w3, address, account)
+
+
 def nonce_lock(w3: Web3, address: str) -> threading.Lock:
     """The process-wide lock for ``address`` on ``w3``'s endpoint (one per account)."""
     key = (str(getattr(w3.provider, "endpoint_uri", id(w3.provider))), to_checksum_address(address))

@@ -264,20 +264,14 @@ def _fail(msg: str, code: int = 2) -> int:
 
 def _contract(args: argparse.Namespace):
     """(FedCoin read-only, w3) for args.rpc/args.contract; raises RequestError/RPCUnavailable."""
-    from .chain import FedCoin, connect
-    from .deployment import deployed_address
+    from .chain import open_fedcoin
 
-    w3 = connect(args.rpc)
-    if args.contract:
-        address = parse_address(args.contract, "--contract")
-    else:
-        try:
-            address = deployed_address(w3.eth.chain_id)
-        except LookupError as e:
-            raise RequestError(str(e)) from None
-    if not w3.eth.get_code(address):
-        raise RequestError(f"no contract code at {address} on {args.rpc} (wrong --contract or chain?)")
-    return FedCoin(w3, address), w3
+    address = parse_address(args.contract, "--contract") if args.contract else None
+    try:
+        fc = open_fedcoin(args.rpc, address)
+    except (LookupError, ValueError) as e:
+        raise RequestError(str(e)) from None
+    return fc, fc.w3
 
 
 def run(args: argparse.Namespace) -> int:

@@ -101,34 +101,28 @@ def client_accounts(args, chain_id: int, listed: list[str]) -> list:
 
 
 def run(args) -> int:
-    from fedcoin.chain import FedCoin, RPCUnavailable, connect
+    from fedcoin.chain import RPCUnavailable, open_fedcoin
     from fedcoin.keys import KeyLoadError, account_from_args
     from fedcoin.store import open_store
 
     from .server import FLServer, ServerConfig, ServerError
 
     try:
-        w3 = connect(args.rpc)
         server_account = account_from_args(args)
-        address = args.contract
-        if address is None:
-            from fedcoin.deployment import deployed_address
-
-            address = deployed_address(w3.eth.chain_id)
-        fc = FedCoin(w3, address, server_account)
+        fc = open_fedcoin(args.rpc, args.contract, server_account)
         listed = fc.task_clients(args.task)
-        clients = client_accounts(args, w3.eth.chain_id, listed)
+        clients = client_accounts(args, fc.chain_id, listed)
         config = ServerConfig(
             data=args.data, arch=args.arch, samples_per_client=args.samples, iid=args.iid, seed=args.seed,
             lr=args.lr, local_steps=args.local_steps, batch_size=args.batch_size, aggregation=args.aggregation,
             metric=args.metric, val_size=args.val_size, commit_window=args.commit_window,
             reveal_window=args.reveal_window, poll_interval=args.poll, round_timeout=args.round_timeout,
         )
-        print(f"FL server {server_account.address} on task {args.task} at {address} "
+        print(f"FL server {server_account.address} on task {args.task} at {fc.address} "
               f"({len(clients)}/{len(listed)} client keys, store {args.store})", file=sys.stderr)
         server = FLServer(fc, args.task, clients, open_store(args.store), config)
         summary = server.run(max_rounds=args.max_rounds, wait=not args.no_wait, progress=True)
-    except (RPCUnavailable, KeyLoadError, ServerError, ValueError, FileNotFoundError) as e:
+    except (RPCUnavailable, KeyLoadError, ServerError, LookupError, ValueError, FileNotFoundError) as e:
         print(f"fedcoin server: {e}", file=sys.stderr)
         return 1
     if args.json:

@@ -39,8 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fedcoin.chain import ChainError, FedCoin, RPCUnavailable, connect
-    from fedcoin.deployment import deployed_address
+    from fedcoin.chain import ChainError, RPCUnavailable, open_fedcoin
     from fedcoin.home import fedcoin_home
     from fedcoin.keys import KeyLoadError, account_from_args
     from fedcoin.store import open_store
@@ -53,14 +52,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"fedcoin mine: {e}", file=sys.stderr)
         return 2
     try:
-        w3 = connect(args.rpc)
-        address = args.contract or deployed_address(w3.eth.chain_id)
-        fc = FedCoin(w3, address, account)
-        fc.max_iterations()  # fails clearly if nothing is deployed there
+        fc = open_fedcoin(args.rpc, args.contract, account)
+        fc.max_iterations()  # fails clearly if the contract there is not FedCoin
     except RPCUnavailable as e:
         print(f"fedcoin mine: cannot reach {args.rpc}: {e}", file=sys.stderr)
         return 2
-    except (ChainError, KeyError, FileNotFoundError, ValueError) as e:
+    except (ChainError, LookupError, FileNotFoundError, ValueError) as e:
         print(f"fedcoin mine: no usable FedCoin contract: {e}", file=sys.stderr)
         return 2
     cfg = MinerConfig(confidence=args.confidence, margin=args.margin, sampler=args.sampler,
