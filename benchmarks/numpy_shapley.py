@@ -1,6 +1,6 @@
 """NumPy baselines for the Shapley benchmark (no JAX: also imported by the pyDVL runner).
 
-* :class:`NumpyRound` — the round utility of ``fedcoin.utility`` in plain NumPy float32.
+* :class:`NumpyRound` — the round utility of ``fedcoin.ml.utility`` in plain NumPy float32.
 * :meth:`NumpyRound.alg1` — the paper's Algorithm 1 as the reference code does it: walk the
   permutation, keep the aggregate as a running (weighted) mean, re-evaluate the whole model on the
   validation set for every prefix, average marginals into S.
@@ -49,8 +49,11 @@ class NumpyRound:
         p = {n: self.params[n] + np.tensordot(a, self.updates[n][members], axes=1) for n in self.params}
         return self.metric(p) - self.base
 
-    def alg1(self, perms: np.ndarray) -> np.ndarray:
-        """Algorithm 1 over ``perms [T, K]`` with an incrementally updated (running-mean) model."""
+    def alg1(self, perms: np.ndarray, callback=None) -> np.ndarray:
+        """Algorithm 1 over ``perms [T, K]`` with an incrementally updated (running-mean) model.
+
+        ``callback(t, S)`` after every permutation (return True to stop early).
+        """
         S = np.zeros(self.K)
         for t, perm in enumerate(perms, start=1):
             model = {n: v.copy() for n, v in self.params.items()}
@@ -64,4 +67,6 @@ class NumpyRound:
                 v = self.metric(model) - self.base
                 S[k] = (t - 1) / t * S[k] + (v - v_prev) / t
                 v_prev = v
+            if callback is not None and callback(t, S):
+                break
         return S

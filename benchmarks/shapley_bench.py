@@ -59,8 +59,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from fedcoin.models import Arch, apply, cross_entropy, init_params  # noqa: E402
-from fedcoin.utility import RoundGame, utility_jit  # noqa: E402
+from fedcoin.ml.models import Arch, apply, cross_entropy, init_params  # noqa: E402
+from fedcoin.ml.fedavg import Aggregation  # noqa: E402
+from fedcoin.ml.utility import RoundGame, utility_jit  # noqa: E402
 from miners.shapley import (  # noqa: E402
 
     exact_shapley,
@@ -145,7 +146,7 @@ def to_npz(game: RoundGame, path: str) -> None:
     arrays = {f"p_{n}": np.asarray(v) for n, v in game.params.items()}
     arrays.update({f"u_{n}": np.asarray(v) for n, v in game.updates.items()})
     arrays.update(n_k=np.asarray(game.n_k), x=np.asarray(game.x), y=np.asarray(game.y),
-                  n_layers=game.arch.n_layers, uniform=int(game.aggregation == "fedavg-uniform"),
+                  n_layers=game.arch.n_layers, uniform=int(Aggregation.from_rule(game.aggregation) == Aggregation.UNIFORM),
                   accuracy=int(game.metric == "accuracy"))
     np.savez(path, **arrays)
 

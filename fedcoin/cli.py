@@ -4,7 +4,7 @@ A subcommand module exposes ``configure(parser)`` (adds its arguments) and ``run
 Modules are imported only when their subcommand runs, so ``fedcoin mine`` does not pay for
 the FL server's imports and vice versa.
 
-Private keys never come from the command line: see :mod:`fedcoin.keys`.
+Private keys never come from the command line: see :mod:`fedcoin.chain.keys`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import sys
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("fedcoin.demo", "start Anvil, deploy and run a whole FedCoin task end to end"),
-    "deploy": ("fedcoin.deploy", "deploy the FedCoin contract to an RPC endpoint"),
-    "request": ("fedcoin.request", "deposit a budget V for a new task and follow where every wei goes"),
+    "demo": ("fedcoin.dev.demo", "start Anvil, deploy and run a whole FedCoin task end to end"),
+    "deploy": ("fedcoin.roles.deploy", "deploy the FedCoin contract to an RPC endpoint"),
+    "request": ("fedcoin.roles.request", "deposit a budget V for a new task and follow where every wei goes"),
     "server": ("fl_server.cli", "run an FL server for a task: train, register updates, publish Shapley tasks"),
     "mine": ("miners.cli", "run a PoSap miner against an RPC endpoint"),
-    "audit": ("fedcoin.audit", "verify the PoSap block records, winners and payouts from events"),
+    "audit": ("fedcoin.roles.audit", "verify the PoSap block records, winners and payouts from events"),
 }
 
 

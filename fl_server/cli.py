@@ -7,7 +7,7 @@ Example (a local Anvil with the contract deployed and a task created for this se
     fedcoin server --rpc http://127.0.0.1:8545 --task 1 --data mnist --store local
 
 Keys never come from the command line. The server's key: ``--keystore`` / ``$FEDCOIN_KEYSTORE``
-(password in ``$FEDCOIN_KEYSTORE_PASSWORD``) or ``$FEDCOIN_PRIVATE_KEY`` (:mod:`fedcoin.keys`).
+(password in ``$FEDCOIN_KEYSTORE_PASSWORD``) or ``$FEDCOIN_PRIVATE_KEY`` (:mod:`fedcoin.chain.keys`).
 The simulated clients' keys: every keystore in ``--client-keystore-dir`` (password in the
 variable ``--client-password-env`` names), or ``$FEDCOIN_CLIENT_KEYS`` (comma-separated), or
 ``--anvil-dev-clients`` (Anvil's public development keys; refused on any chain but 31337).
@@ -25,11 +25,12 @@ from pathlib import Path
 
 CLIENT_KEYS_ENV = "FEDCOIN_CLIENT_KEYS"
 CLIENT_PASSWORD_ENV = "FEDCOIN_CLIENT_KEYSTORE_PASSWORD"
-ANVIL_CHAIN_ID = 31337
+from fedcoin.ml.fedavg import RULES
+from fedcoin.protocol.constants import ANVIL_CHAIN_ID
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from fedcoin.keys import add_key_arguments
+    from fedcoin.chain.keys import add_key_arguments
 
     from .server import ServerConfig
 
@@ -55,7 +56,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--lr", type=float, default=d.lr)
     t.add_argument("--local-steps", type=int, default=d.local_steps)
     t.add_argument("--batch-size", type=int, default=d.batch_size)
-    t.add_argument("--aggregation", default=d.aggregation, choices=["fedavg-weighted", "fedavg-uniform"])
+    t.add_argument("--aggregation", default=d.aggregation, choices=RULES)
     t.add_argument("--metric", default=d.metric, choices=["neg_cross_entropy", "accuracy"])
     t.add_argument("--val-size", type=int, default=d.val_size, help="validation rows in the spec (0: all)")
     r = parser.add_argument_group("rounds")
@@ -73,7 +74,7 @@ def client_accounts(args, chain_id: int, listed: list[str]) -> list:
     development mnemonic (never from argv)."""
     from eth_account import Account
 
-    from fedcoin.keys import KeyLoadError, load_account
+    from fedcoin.chain.keys import KeyLoadError, load_account
 
     accounts = []
     if args.client_keystore_dir:
@@ -91,7 +92,7 @@ def client_accounts(args, chain_id: int, listed: list[str]) -> list:
     elif args.anvil_dev_clients:
         if chain_id != ANVIL_CHAIN_ID:
             raise KeyLoadError(f"--anvil-dev-clients is for the local Anvil chain (31337), not chain {chain_id}")
-        from fedcoin.devnet import dev_private_keys
+        from fedcoin.chain.keys import dev_private_keys
 
         accounts = [Account.from_key(k) for k in dev_private_keys(60)]
     else:
@@ -102,8 +103,8 @@ def client_accounts(args, chain_id: int, listed: list[str]) -> list:
 
 def run(args) -> int:
     from fedcoin.chain import RPCUnavailable, open_fedcoin
-    from fedcoin.keys import KeyLoadError, account_from_args
-    from fedcoin.store import open_store
+    from fedcoin.chain.keys import KeyLoadError, account_from_args
+    from fedcoin.content.store import open_store
 
     from .server import FLServer, ServerConfig, ServerError
 

@@ -1,12 +1,8 @@
-"""FedAvg in JAX, Flower-style: pure aggregation functions plus a small strategy with hooks.
+"""FedAvg training in JAX, Flower-style: local SGD plus a small strategy with hooks.
 
-The maths (tested on its own, without a server):
-
-* a client update is Δ_k = w_k − w_t, its locally trained parameters minus the global model;
-* :func:`aggregate` is the rule the task spec names and the miners replay:
-
-  .. math:: A(w_t, C) = w_t + \\frac{\\sum_{k \\in C} a_k Δ_k}{\\sum_{k \\in C} a_k},
-            \\qquad a_k = n_k \\text{ (``"fedavg-weighted"``) or } 1 \\text{ (``"fedavg-uniform"``)}.
+A client update is Δ_k = w_k − w_t, its locally trained parameters minus the global model. The
+aggregation rule itself lives in :mod:`fedcoin.ml.fedavg` (one definition, shared with the
+Shapley utility and the miners); :class:`FedAvg` aggregates with it.
 
 Local training (:func:`local_sgd`) is plain minibatch SGD on the mean cross-entropy: ``steps``
 iterations (the paper uses 20 local iterations), each on ``batch_size`` examples drawn with
@@ -31,76 +27,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fedcoin.models import Arch, Params, accuracy, apply, cross_entropy, init_params
+from fedcoin.ml import fedavg as fedavg_rule
+from fedcoin.ml.fedavg import DEFAULT_RULE
+from fedcoin.ml.models import Arch, Params, accuracy, apply, cross_entropy, init_params
 
 from .data import Dataset
 from .partition import Client
-
-RULES = ("fedavg-weighted", "fedavg-uniform")
-
-
-# --------------------------------------------------------------------------------------------
-# pure aggregation
-
-
-def stack(trees: Sequence[Params]) -> Params:
-    """``[{name: [..]}] * K`` -> ``{name: [K, ..]}``."""
-    if not trees:
-        raise ValueError("cannot stack an empty list of parameter dicts")
-    names = list(trees[0])
-    for i, t in enumerate(trees):
-        if list(t) != names:
-            raise ValueError(f"update {i} has tensors {list(t)}, expected {names}")
-    return {k: jnp.stack([jnp.asarray(t[k]) for t in trees]) for k in names}
-
-
-def unstack(stacked: Params) -> list[Params]:
-    """Inverse of :func:`stack`."""
-    K = len(next(iter(stacked.values())))
-    return [{k: v[i] for k, v in stacked.items()} for i in range(K)]
-
-
-def aggregation_weights(n_k, rule: str = "fedavg-weighted") -> jax.Array:
-    """a_k as float32 [K]: n_k for ``"fedavg-weighted"``, ones for ``"fedavg-uniform"``."""
-    n_k = jnp.asarray(n_k)
-    if rule == "fedavg-weighted":
-        if bool(jnp.any(n_k <= 0)):
-            raise ValueError(f"data costs n_k must be positive for weighted FedAvg, got {n_k}")
-        return n_k.astype(jnp.float32)
-    if rule == "fedavg-uniform":
-        return jnp.ones(n_k.shape, jnp.float32)
-    raise ValueError(f"unknown aggregation rule {rule!r}; expected one of {RULES}")
-
-
-@jax.jit
-def weighted_mean(stacked: Params, weights: jax.Array) -> Params:
-    """Σ_k w_k x_k / Σ_k w_k for each tensor.
-
-    Args:
-        stacked: ``{name: [K, ...]}`` float32.
-        weights: ``[K]`` float32, not all zero.
-
-    Returns:
-        ``{name: [...]}``.
-    """
-    total = jnp.sum(weights)
-    return {k: jnp.tensordot(weights, v, axes=1) / total for k, v in stacked.items()}
-
-
-def aggregate(global_params: Params, deltas: Params | Sequence[Params], n_k, *, rule: str = "fedavg-weighted") -> Params:
-    """A(w_t, {Δ_k}) = w_t + weighted mean of the Δ_k (see the module docstring).
-
-    Args:
-        global_params: w_t.
-        deltas: stacked ``{name: [K, ...]}`` or a list of K parameter dicts.
-        n_k: ``[K]`` data costs.
-        rule: ``"fedavg-weighted"`` or ``"fedavg-uniform"``.
-    """
-    if not isinstance(deltas, dict):
-        deltas = stack(deltas)
-    mean = weighted_mean(deltas, aggregation_weights(n_k, rule))
-    return {k: global_params[k] + mean[k] for k in global_params}
-
 
 # --------------------------------------------------------------------------------------------
 # local training
@@ -267,16 +199,15 @@ class FedAvg(Strategy):
         lr: local SGD learning rate.
         local_steps: local iterations per round (paper: 20).
         batch_size: minibatch size of each local step.
-        rule: ``"fedavg-weighted"`` (by n_k) or ``"fedavg-uniform"``.
+        rule: one of :data:`fedcoin.ml.fedavg.RULES` (``"fedavg-weighted"``: by n_k).
     """
 
     def __init__(self, arch: Arch, *, lr: float = 0.1, local_steps: int = 20, batch_size: int = 50,
-                 rule: str = "fedavg-weighted"):
-        if rule not in RULES:
-            raise ValueError(f"unknown aggregation rule {rule!r}; expected one of {RULES}")
+                 rule: str = DEFAULT_RULE):
+        rule_name = fedavg_rule.check_rule(rule)
         if local_steps < 1 or batch_size < 1 or not lr > 0:
             raise ValueError("local_steps and batch_size must be >= 1 and lr > 0")
-        self.arch, self.lr, self.local_steps, self.batch_size, self.rule = arch, lr, local_steps, batch_size, rule
+        self.arch, self.lr, self.local_steps, self.batch_size, self.rule = arch, lr, local_steps, batch_size, rule_name
 
     def initialize(self, *, key: jax.Array) -> Params:
         return init_params(self.arch, key=key)
@@ -287,7 +218,7 @@ class FedAvg(Strategy):
 
     def aggregate_fit(self, rnd: int, params: Params, deltas: Params, n_k) -> Params:
         del rnd
-        return aggregate(params, deltas, n_k, rule=self.rule)
+        return fedavg_rule.aggregate_all(params, deltas, n_k, rule=self.rule)
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,23 +254,23 @@ def run_fedavg(
     """Train ``rounds`` rounds of FedAvg with every client participating.
 
     Args:
-        key: split into an init key and one key per round.
+        key: the training key: w_0 from :func:`fedcoin.ml.fedavg.init_key`, round r's local
+            training from :func:`fedcoin.ml.fedavg.round_key` (as the server does).
         eval_data: evaluated after every round (loss and accuracy recorded in the history).
         params: start from these instead of ``strategy.initialize``.
         callback: called with ``(round, new_params, metrics)``.
         progress: show a tqdm bar.
     """
     batch = clients if isinstance(clients, ClientBatch) else ClientBatch.from_clients(clients)
-    k_init, k_rounds = jax.random.split(key)
-    params = strategy.initialize(key=k_init) if params is None else params
+    params = strategy.initialize(key=fedavg_rule.init_key(key)) if params is None else params
     history = History()
     it = range(rounds)
     if progress:
         from tqdm.auto import tqdm
 
         it = tqdm(it, desc="FedAvg rounds", unit="round")
-    for rnd, k in zip(it, jax.random.split(k_rounds, rounds)):
-        deltas = strategy.fit(rnd, params, batch, key=k)
+    for rnd in it:
+        deltas = strategy.fit(rnd, params, batch, key=fedavg_rule.round_key(key, rnd))
         params = strategy.aggregate_fit(rnd, params, deltas, batch.n)
         metrics = {"round": rnd}
         if eval_data is not None:

@@ -14,7 +14,7 @@ One round ``r`` of :meth:`FLServer.run_round`:
    registered are skipped (the contract would reject a second registration anyway, and a
    ``FedCoinAlreadyRegistered`` revert from a transaction that raced a crash is accepted as
    "already done").
-4. The spec (:mod:`fedcoin.spec`) lists the registered updates in registration order; the
+4. The spec (:mod:`fedcoin.content.spec`) lists the registered updates in registration order; the
    global model, the validation set and the spec go to the store; the server publishes the
    spec's hash and locator with commit and reveal deadlines counted from the latest block time.
    A round already published is never published again.
@@ -44,10 +44,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fedcoin.models import Arch, Params
-from fedcoin.serialization import dataset_to_bytes, params_from_bytes, params_to_bytes
-from fedcoin.spec import TaskSpec, build_spec
-from fedcoin.store import ContentStore, content_hash
+from fedcoin.chain import RoundStatus, TaskStatus
+from fedcoin.ml import fedavg as fedavg_rule
+from fedcoin.ml.fedavg import DEFAULT_RULE, Aggregation
+from fedcoin.ml.models import Arch, Params
+from fedcoin.ml.serialization import dataset_to_bytes, params_from_bytes, params_to_bytes
+from fedcoin.content.spec import TaskSpec, build_spec
+from fedcoin.content.store import ContentStore, content_hash
 
 from .data import Splits, load_dataset
 from .fedavg import ClientBatch, FedAvg, Strategy
@@ -55,10 +58,6 @@ from .partition import Partition, partition
 
 log = logging.getLogger("fedcoin.server")
 
-#: on-chain enums (FedCoin.sol)
-TASK_CREATED, TASK_ACCEPTED, TASK_COMPLETED, TASK_REFUNDED = 1, 2, 3, 4
-ROUND_OPEN, ROUND_PUBLISHED, ROUND_FINALIZED, ROUND_ABANDONED = 0, 1, 2, 3
-AGGREGATION_CODE = {"fedavg-weighted": 0, "fedavg-uniform": 1}
 
 
 class ServerError(RuntimeError):
@@ -100,7 +99,7 @@ class ServerConfig:
     lr: float = 0.1
     local_steps: int = 20
     batch_size: int = 50
-    aggregation: str = "fedavg-weighted"
+    aggregation: str = DEFAULT_RULE
     metric: str = "neg_cross_entropy"
     val_size: int = 1000
     commit_window: int = 600
@@ -196,7 +195,7 @@ class FLServer:
         self._val_blob = dataset_to_bytes(val.x, val.y)
         self._globals: dict[int, Params] = {}
         key = jax.random.key(config.seed)
-        self._k_init, self._k_rounds = jax.random.split(key)
+        self._key = key
 
     # ---------------------------------------------------------------- chain state
 
@@ -206,19 +205,20 @@ class FLServer:
     def accept(self) -> bool:
         """Accept the task if it is still waiting for its server; True if this call accepted."""
         info = self.task()
-        if info.status == TASK_CREATED:
+        if info.status == TaskStatus.CREATED:
             if info.server != self.fc.account.address:
                 raise ServerError(f"task {self.task_id} names server {info.server}, not {self.fc.account.address}")
             self.fc.accept_task(self.task_id)
             return True
-        if info.status not in (TASK_ACCEPTED, TASK_COMPLETED):
+        if info.status not in (TaskStatus.ACCEPTED, TaskStatus.COMPLETED):
             raise ServerError(f"task {self.task_id} has status {info.status}; nothing to run")
         return False
 
     # ---------------------------------------------------------------- the model
 
-    def round_key(self, rnd: int) -> jax.Array:
-        return jax.random.fold_in(self._k_rounds, rnd)
+    def training_key(self, rnd: int) -> jax.Array:
+        """Round ``rnd``'s local-training key (the task's schedule, :func:`fedcoin.ml.fedavg.round_key`)."""
+        return fedavg_rule.round_key(self._key, rnd)
 
     def registered_updates(self, rnd: int) -> list[tuple[str, bytes, str, int]]:
         """``[(client, hash, locator, n_k)]`` registered in round ``rnd``, in registration order."""
@@ -232,7 +232,7 @@ class FLServer:
         if rnd in self._globals:
             return self._globals[rnd]
         if rnd == 0:
-            w = self.strategy.initialize(key=self._k_init)
+            w = self.strategy.initialize(key=fedavg_rule.init_key(self._key))
             self._check_initial_model(w)
         else:
             prev = self.global_model(rnd - 1)
@@ -243,13 +243,13 @@ class FLServer:
                 {k: jnp.asarray(v) for k, v in params_from_bytes(self.store.get(loc, h), self.arch).items()}
                 for _, h, loc, _ in regs
             ]
-            w = self.strategy.aggregate_fit(rnd - 1, prev, _stack(deltas), jnp.asarray([n for *_, n in regs]))
+            w = self.strategy.aggregate_fit(rnd - 1, prev, fedavg_rule.stack(deltas), jnp.asarray([n for *_, n in regs]))
         self._globals[rnd] = w
         return w
 
     def _check_initial_model(self, w0: Params) -> None:
         """If round 0 was published, its spec's w_0 must be ours (same seed, data and model)."""
-        from fedcoin.spec import parse
+        from fedcoin.content.spec import parse
 
         ev = self.fc.published_events(self.task_id, 0)
         if not ev:
@@ -273,7 +273,7 @@ class FLServer:
         m = self.strategy.evaluate(rnd, w, self.val)
         rep.val_loss, rep.val_accuracy = m["loss"], m["accuracy"]
         self.hooks.on_round_start(rnd, w)
-        if info.status == ROUND_OPEN:
+        if info.status == RoundStatus.OPEN:
             self._register_all(rnd, w, rep)
             self._publish(rnd, w, rep)
         else:
@@ -293,7 +293,7 @@ class FLServer:
         if not todo:
             return
         # all clients train in one batch, every time: the updates do not depend on who is missing
-        deltas = self.strategy.fit(rnd, w, self.batch, key=self.round_key(rnd))
+        deltas = self.strategy.fit(rnd, w, self.batch, key=self.training_key(rnd))
         for k in todo:
             client = self.listed[k]
             account = self.accounts.get(client)
@@ -337,7 +337,7 @@ class FLServer:
         commit_deadline = now + self.config.commit_window
         tx = self.fc.publish_shapley_task(
             self.task_id, rnd, content_hash(data), locator, commit_deadline,
-            commit_deadline + self.config.reveal_window, AGGREGATION_CODE[self.config.aggregation])
+            commit_deadline + self.config.reveal_window, Aggregation.from_rule(self.config.aggregation))
         rep.published_now, rep.spec_hash, rep.spec_locator = True, "0x" + spec.hash().hex(), locator
         rep.gas_fees += tx.fee
         self.hooks.on_published(rnd, tx.tx_hash)
@@ -346,7 +346,7 @@ class FLServer:
 
     def round_settled(self, rnd: int) -> bool:
         t = self.task()
-        return t.status in (TASK_COMPLETED, TASK_REFUNDED) or t.current_round > rnd
+        return t.status in (TaskStatus.COMPLETED, TaskStatus.REFUNDED) or t.current_round > rnd
 
     def wait_round_settled(self, rnd: int) -> int:
         """Block until round ``rnd`` is finalized or abandoned; returns the round's status."""
@@ -355,7 +355,7 @@ class FLServer:
         start = time.monotonic()
         while not self.round_settled(rnd):
             info = self.fc.get_round(self.task_id, rnd)
-            if info.status == ROUND_PUBLISHED and self.fc.latest_timestamp() > info.reveal_deadline:
+            if info.status == RoundStatus.PUBLISHED and self.fc.latest_timestamp() > info.reveal_deadline:
                 try:  # nobody finalized: settle the round so the task moves on (anyone may)
                     self.fc.finalize(self.task_id, rnd)
                     continue
@@ -389,7 +389,7 @@ class FLServer:
 
             bar = tqdm(total=info.rounds, initial=info.current_round, desc=f"task {self.task_id} rounds", unit="round")
         try:
-            while info.status == TASK_ACCEPTED and (max_rounds is None or len(summary.rounds) < max_rounds):
+            while info.status == TaskStatus.ACCEPTED and (max_rounds is None or len(summary.rounds) < max_rounds):
                 rnd = info.current_round
                 rep = self.run_round(rnd)
                 summary.rounds.append(rep)
@@ -409,6 +409,3 @@ class FLServer:
         summary.server_credit = self.fc.credits(self.fc.account.address)
         return summary
 
-
-def _stack(trees: list[Params]) -> Params:
-    return {k: jnp.stack([t[k] for t in trees]) for k in trees[0]}

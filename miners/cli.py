@@ -1,6 +1,6 @@
 """``fedcoin mine`` (also ``fedcoin-miner``): a PoSap miner pointed at an RPC endpoint.
 
-The key comes from a keystore file or ``$FEDCOIN_PRIVATE_KEY`` (:mod:`fedcoin.keys`), never
+The key comes from a keystore file or ``$FEDCOIN_PRIVATE_KEY`` (:mod:`fedcoin.chain.keys`), never
 from the command line. The contract address defaults to the one recorded for the chain by
 ``fedcoin deploy`` / ``brownie run deploy``.
 """
@@ -14,7 +14,7 @@ from miners.miner import MinerConfig
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from fedcoin.keys import add_key_arguments
+    from fedcoin.chain.keys import add_key_arguments
 
     d = MinerConfig()
     parser.add_argument("--rpc", default="http://127.0.0.1:8545", help="JSON-RPC URL (default %(default)s)")
@@ -39,10 +39,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fedcoin.chain import ChainError, RPCUnavailable, open_fedcoin
+    from fedcoin.chain import ChainError, RPCUnavailable, TaskStatus, open_fedcoin
     from fedcoin.home import fedcoin_home
-    from fedcoin.keys import KeyLoadError, account_from_args
-    from fedcoin.store import open_store
+    from fedcoin.chain.keys import KeyLoadError, account_from_args
+    from fedcoin.content.store import open_store
     from miners.journal import Journal
     from miners.miner import Miner
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr, flush=True)
 
     def task_over() -> bool:
-        return args.task is not None and fc.get_task(args.task).status in (3, 4) and miner.idle()
+        return args.task is not None and fc.get_task(args.task).status in (TaskStatus.COMPLETED, TaskStatus.REFUNDED) and miner.idle()
 
     try:
         miner.run(until=task_over, max_idle_s=args.exit_when_idle)

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedcoin import spec as specs
-from fedcoin.models import Arch
-from fedcoin.serialization import SerializationError, dataset_from_bytes, params_from_bytes
-from fedcoin.store import ContentStore, StoreError, hash_hex, parse_hash
-from fedcoin.utility import RoundGame
+from fedcoin.content import spec as specs
+from fedcoin.ml.models import Arch
+from fedcoin.ml.serialization import SerializationError, dataset_from_bytes, params_from_bytes
+from fedcoin.content.store import ContentStore, StoreError, hash_hex, parse_hash
+from fedcoin.ml.utility import RoundGame
 
 
 class TaskRefused(RuntimeError):

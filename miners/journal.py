@@ -43,7 +43,7 @@ class Entry:
         values: the Shapley vector S as fixed-point ints, in registration order.
         iterations: the sample count to be revealed with S.
         salt: the commitment's 32-byte salt, 0x-hex.
-        commitment: keccak of the above (:func:`fedcoin.commitment.commitment_hash`), 0x-hex.
+        commitment: keccak of the above (:func:`fedcoin.protocol.commitment.commitment_hash`), 0x-hex.
         status: one of :data:`STATES`.
         txs: transaction hashes sent for this attempt, by purpose (``commit``, ``reveal``, ...).
     """

@@ -22,16 +22,16 @@ from typing import Callable
 
 import jax
 
-from fedcoin import fixedpoint
-from fedcoin.chain import ChainError, ContractRevert, FedCoin, RPCUnavailable
-from fedcoin.commitment import commitment_hash, new_salt
-from fedcoin.posap import P_INF
-from fedcoin.store import ContentStore
+from fedcoin.protocol import fixedpoint
+from fedcoin.chain import ChainError, ContractRevert, FedCoin, RoundStatus, RPCUnavailable, TaskStatus
+from fedcoin.protocol.constants import ZERO_HASH
+from fedcoin.protocol.commitment import commitment_hash, new_salt
+from fedcoin.protocol.posap import P_INF
+from fedcoin.content.store import ContentStore
 from miners import shapley
 from miners.inputs import TaskRefused, load_round
 from miners.journal import ABANDONED, COMMITTED, PREPARED, REVEALED, SETTLED, Entry, Journal
 
-ROUND_PUBLISHED = 1
 
 #: Fault injection for the crash-safety tests (never set in normal use): ``kill-after-commit``
 #: makes the process SIGKILL itself right after its commit transaction is mined.
@@ -151,7 +151,7 @@ class Miner:
             tasks = [self.task] if self.task is not None else range(1, self.fc.task_count() + 1)
             for t in tasks:
                 info = self.fc.get_task(t)
-                if info.status == 2:  # Accepted
+                if info.status == TaskStatus.ACCEPTED:
                     self._rounds.add((t, int(info.current_round)))
         self._from_block = head + 1
 
@@ -174,7 +174,7 @@ class Miner:
         if any(e.contract.lower() == self.fc.address.lower() for e in self.journal.entries(miner=self.me, open_only=True)):
             return False
         for task_id, round in self._rounds:
-            if self.fc.get_round(task_id, round).status == ROUND_PUBLISHED:
+            if self.fc.get_round(task_id, round).status == RoundStatus.PUBLISHED:
                 return False
         return True
 
@@ -196,7 +196,7 @@ class Miner:
     def _maybe_mine(self, task_id: int, round: int) -> bool:
         info = self.fc.get_round(task_id, round)
         work = self._work.setdefault((task_id, round), _Work())
-        if info.status != ROUND_PUBLISHED:
+        if info.status != RoundStatus.PUBLISHED:
             self._rounds.discard((task_id, round))
             self._work.pop((task_id, round), None)
             return False
@@ -204,7 +204,7 @@ class Miner:
             return False
         if self.journal.get(self.fc.chain_id, self.fc.address, task_id, round, info.attempt, self.me):
             return False
-        if self.fc.get_commitment(task_id, round, info.attempt, self.me).hash != bytes(32):
+        if self.fc.get_commitment(task_id, round, info.attempt, self.me).hash != ZERO_HASH:
             return False  # committed by another process of this account: not ours to manage
         try:
             self._mine(task_id, round, info, work)
@@ -277,7 +277,7 @@ class Miner:
     def _advance(self, e: Entry) -> bool:
         """Move a journal entry forward: re-commit, reveal, finalize or settle."""
         info = self.fc.get_round(e.task_id, e.round)
-        same_attempt = info.status == ROUND_PUBLISHED and info.attempt == e.attempt
+        same_attempt = info.status == RoundStatus.PUBLISHED and info.attempt == e.attempt
         on_chain = self.fc.get_commitment(e.task_id, e.round, e.attempt, e.miner)
         now = self.now()
         if e.status == PREPARED:
@@ -327,13 +327,13 @@ class Miner:
 
     def _settled(self, e: Entry) -> None:
         info = self.fc.get_round(e.task_id, e.round)
-        if info.status == ROUND_PUBLISHED and info.attempt == e.attempt:
+        if info.status == RoundStatus.PUBLISHED and info.attempt == e.attempt:
             return  # finalize did not go through; try again next tick
-        fin = self.fc.round_finalized(e.task_id, e.round) if info.status == 2 else None
+        fin = self.fc.round_finalized(e.task_id, e.round) if info.status == RoundStatus.FINALIZED else None
         if fin is not None:
             won = fin["winner"].lower() == self.me.lower()
             outcome = "WON" if won else f"lost to {fin['winner'][:10]}"
-        elif info.status == ROUND_PUBLISHED:
+        elif info.status == RoundStatus.PUBLISHED:
             outcome = f"no winner: re-opened as attempt {info.attempt} with D={fixedpoint.decode(info.difficulty):.2e}"
         else:
             outcome = "abandoned (no qualifying miner)"

@@ -2,16 +2,16 @@
 
 Works on `anvil`/`development` (the node's first unlocked account signs) and on any RPC
 network configured in brownie (set $FEDCOIN_PRIVATE_KEY or $FEDCOIN_KEYSTORE, see
-fedcoin/keys.py). Constructor parameters: fedcoin.deployment.DeployParams. Fees: EIP-1559 with
-an automatic priority fee. The address is recorded by fedcoin.deployment.record_deployment.
+fedcoin/chain/keys.py). Constructor parameters: fedcoin.chain.deployment.DeployParams. Fees: EIP-1559 with
+an automatic priority fee. The address is recorded by fedcoin.chain.deployment.record_deployment.
 """
 
 import os
 
 from brownie import FedCoin, accounts, chain, network
 
-from fedcoin.deployment import DeployParams, record_deployment
-from fedcoin.keys import KEY_ENV, KEYSTORE_ENV, load_account
+from fedcoin.chain.deployment import DeployParams, record_deployment
+from fedcoin.chain.keys import KEY_ENV, KEYSTORE_ENV, load_account
 
 
 def _deployer():

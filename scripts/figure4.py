@@ -8,8 +8,8 @@ What it does, round by round, exactly as the FL server and a miner would:
 
 1. The FL server's setup (``fl_server.server.FLServer``): MNIST, K = 100 quality-typed clients
    (10 per type, T0 … T9; Tj holds 10 − j labels), 500 samples each, MLP 784-200-10, FedAvg
-   weighted by n_k, 20 local SGD steps of batch 50 at lr 0.1; w_0 from ``split(key(seed))[0]``
-   and round r's local training from ``fold_in(split(key(seed))[1], r)``; the validation set of
+   weighted by n_k, 20 local SGD steps of batch 50 at lr 0.1; w_0 and round r's local training
+   keys from the server's schedule (``fedcoin.ml.fedavg.init_key`` / ``round_key``); the validation set of
    the utility is the first 1 000 validation rows. So round r here is the round the server
    would publish as round r − 1 on-chain.
 2. In each valued round the utility is the spec's: v(C) = m(A(w_t, Δ_C)) − m(w_t) with m the
@@ -88,8 +88,9 @@ def shapley_by_type(
     import jax
     import numpy as np
 
-    from fedcoin.models import Arch
-    from fedcoin.utility import RoundGame
+    from fedcoin.ml.models import Arch
+    from fedcoin.ml.utility import RoundGame
+    from fedcoin.ml import fedavg as fedavg_rule
     from fl_server.fedavg import ClientBatch, FedAvg
     from fl_server.partition import NUM_TYPES, partition
     from miners.shapley import fl_game, run_until, standard_error
@@ -101,9 +102,9 @@ def shapley_by_type(
     types = np.array([c.type for c in part.clients])
     strategy = FedAvg(arch, lr=lr, local_steps=local_steps, batch_size=batch_size)
     val = splits.val if not val_size else splits.val.take(val_size)
-    k_init, k_rounds = jax.random.split(jax.random.key(seed))  # as FLServer
+    train_key = jax.random.key(seed)  # the server's key schedule (fedcoin.ml.fedavg)
     k_mc = jax.random.key(seed + 1_000_003)
-    w = strategy.initialize(key=k_init)
+    w = strategy.initialize(key=fedavg_rule.init_key(train_key))
 
     valued = sorted(set(valued_rounds))
     client_rows, round_rows = [], []
@@ -111,7 +112,7 @@ def shapley_by_type(
     per_type_se: dict[int, list[float]] = {j: [] for j in range(NUM_TYPES)}
     per_type_round: dict[tuple[int, int], float] = {}
     for rnd in range(max(valued)):  # rnd is 0-based; the paper's / our round number is rnd + 1
-        deltas = strategy.fit(rnd, w, batch, key=jax.random.fold_in(k_rounds, rnd))
+        deltas = strategy.fit(rnd, w, batch, key=fedavg_rule.round_key(train_key, rnd))
         r1 = rnd + 1
         if r1 in valued:
             t0 = time.perf_counter()

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     import jax
     import numpy as np
 
-    from fedcoin.models import Arch
+    from fedcoin.ml.models import Arch
     from fl_server.data import load_dataset
     from fl_server.fedavg import ClientBatch, FedAvg, run_fedavg
     from fl_server.partition import NUM_TYPES, emd_table, partition

@@ -10,7 +10,7 @@ are computable: 2^10 coalitions), 500 samples each, MLP 784-200-10, the FL serve
 utility of round ``--round`` (default 3) on the first 1 000 validation rows, metric negative
 cross-entropy — exactly a task spec's game.
 
-Block generation time, the PoSap rule (the contract's, see ``fedcoin.posap``): M miners
+Block generation time, the PoSap rule (the contract's, see ``fedcoin.protocol.posap``): M miners
 (``--miners``, independent PRNG keys, the same hardware, so they advance in lockstep) sample
 permutations of the same round. After every ``--check-every`` permutations each miner has a
 running estimate S_i after t iterations; the consensus is the iteration-weighted mean
@@ -57,12 +57,13 @@ DEFAULT_DS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
 def round_game(splits, *, clients: int = 10, samples: int = 500, round: int = 3, seed: int = 0,
                val_size: int = 1000, arch_id: str | None = None, lr: float = 0.1, local_steps: int = 20,
                batch_size: int = 50):
-    """The ``round``-th (1-based) round's :class:`fedcoin.utility.RoundGame`, trained as the FL
+    """The ``round``-th (1-based) round's :class:`fedcoin.ml.utility.RoundGame`, trained as the FL
     server trains (partition, w_0 and round keys from ``seed``)."""
     import jax
 
-    from fedcoin.models import Arch
-    from fedcoin.utility import RoundGame
+    from fedcoin.ml.models import Arch
+    from fedcoin.ml.utility import RoundGame
+    from fedcoin.ml import fedavg as fedavg_rule
     from fl_server.fedavg import ClientBatch, FedAvg
     from fl_server.partition import partition
 
@@ -72,10 +73,10 @@ def round_game(splits, *, clients: int = 10, samples: int = 500, round: int = 3,
     batch = ClientBatch.from_clients(part.clients)
     strategy = FedAvg(arch, lr=lr, local_steps=local_steps, batch_size=batch_size)
     val = splits.val if not val_size else splits.val.take(val_size)
-    k_init, k_rounds = jax.random.split(jax.random.key(seed))
-    w = strategy.initialize(key=k_init)
+    train_key = jax.random.key(seed)  # the server's key schedule (fedcoin.ml.fedavg)
+    w = strategy.initialize(key=fedavg_rule.init_key(train_key))
     for rnd in range(round):
-        deltas = strategy.fit(rnd, w, batch, key=jax.random.fold_in(k_rounds, rnd))
+        deltas = strategy.fit(rnd, w, batch, key=fedavg_rule.round_key(train_key, rnd))
         if rnd + 1 == round:
             break
         w = strategy.aggregate_fit(rnd, w, deltas, batch.n)

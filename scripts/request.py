@@ -1,7 +1,7 @@
 """`brownie run request --network NAME`: deposit a budget V for a new FedCoin task.
 
 brownie passes no arguments to ``main()``, so the request comes from environment variables
-(the same checks and messages as ``fedcoin request``, see fedcoin/request.py):
+(the same checks and messages as ``fedcoin request``, see fedcoin/roles/request.py):
 
     FEDCOIN_SERVER         the FL server's address (required)
     FEDCOIN_CLIENTS        comma-separated client addresses, or @FILE (required)
@@ -9,13 +9,13 @@ brownie passes no arguments to ``main()``, so the request comes from environment
     FEDCOIN_ROUNDS         number of rounds R (default 1)
     FEDCOIN_SPLIT          TrainPrice,ComPrice,SapPrice basis points (default 7000,1000,2000)
     FEDCOIN_ACCEPT_WINDOW  seconds the server has to accept (default 3600)
-    FEDCOIN_CONTRACT       FedCoin address (default: fedcoin.deployment's record for the chain)
+    FEDCOIN_CONTRACT       FedCoin address (default: fedcoin.chain.deployment's record for the chain)
     FEDCOIN_FOLLOW=1       wait until the task completes or is refunded, print the accounting
     FEDCOIN_POLL, FEDCOIN_TIMEOUT   seconds between polls / before giving up following
     FEDCOIN_STATUS=1 with FEDCOIN_TASK=N   only print task N's accounting
 
 The requester's key: $FEDCOIN_PRIVATE_KEY or $FEDCOIN_KEYSTORE (+ $FEDCOIN_KEYSTORE_PASSWORD),
-see fedcoin/keys.py. On a local Anvil (chain 31337) without either, Anvil's development
+see fedcoin/chain/keys.py. On a local Anvil (chain 31337) without either, Anvil's development
 account 0 signs — the account brownie's ``accounts[0]`` is there — and a line says so.
 The RPC URL is the brownie network's.
 """
@@ -24,11 +24,11 @@ import os
 
 from brownie import chain, web3
 
-from fedcoin import request
-from fedcoin.devnet import dev_private_keys
-from fedcoin.keys import KEY_ENV, KEYSTORE_ENV
+from fedcoin.roles import request
+from fedcoin.chain.keys import dev_private_keys
+from fedcoin.chain.keys import KEY_ENV, KEYSTORE_ENV
 
-ANVIL_CHAIN_ID = 31337
+from fedcoin.protocol.constants import ANVIL_CHAIN_ID
 
 
 def _default_dev_key():

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from eth_account import Account
 from web3 import Web3
 
-from fedcoin import fixedpoint as fp
+from fedcoin.protocol import fixedpoint as fp
 from fedcoin.chain import FedCoin, connect
-from fedcoin.deployment import DeployParams
-from fedcoin.devnet import dev_private_keys
+from fedcoin.chain.deployment import DeployParams
+from fedcoin.chain.errors import ErrorDecoder
+from fedcoin.chain.rpc import Transactor
+from fedcoin.dev.devnet import dev_private_keys
 
 ETH = 10**18
 
@@ -20,7 +22,7 @@ ETH = 10**18
 @functools.lru_cache(maxsize=1)
 def compiled() -> dict:
     """Every contract under contracts/ (test contracts included), compiled once per process."""
-    from fedcoin.build import compile_contracts
+    from fedcoin.dev.build import compile_contracts
 
     return compile_contracts()
 
@@ -37,17 +39,16 @@ def w3_for(anvil) -> Web3:
 def deploy_test_contract(w3: Web3, account, name: str, *args):
     """Deploy a contracts/test/ contract; return a web3 contract object."""
     art = compiled()[name]
-    fc_tmp = FedCoin(w3, "0x" + "00" * 20, account)
     data = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"]).constructor(*args)._build_transaction(
         {"from": account.address})["data"]
-    res = fc_tmp._send({"data": data}, f"deploy {name}", to=None)
+    res = Transactor(w3, account, ErrorDecoder(art["abi"])).send({"data": data}, f"deploy {name}", to=None)
     return w3.eth.contract(address=res.receipt["contractAddress"], abi=art["abi"])
 
 
 def send_contract_tx(fc: FedCoin, fn, value: int = 0):
     """Send a call to a test contract's function ``fn`` (bound web3 function) signed by fc.account."""
     data = fn._encode_transaction_data()
-    return fc._send({"data": data, "value": value}, fn.fn_name, to=fn.address)
+    return fc.tx.send({"data": data, "value": value}, fn.fn_name, to=fn.address)
 
 
 def advance(w3: Web3, seconds: int) -> None:

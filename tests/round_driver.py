@@ -1,31 +1,68 @@
-"""Drive FedCoin rounds by hand on Anvil for the requester/accounting/audit tests: register,
-publish, commit/reveal hand-made vectors, finalize, claim (no FL server, no miner process)."""
+"""The one round driver of the contract tests: register, publish, commit/reveal hand-made
+vectors, finalize, claim — on a real Anvil, with no FL server and no miner process — plus the
+:class:`Ledger` that checks every account's ether to the wei."""
 
 from __future__ import annotations
 
 from fedcoin_testkit import advance
 
+
+class Ledger:
+    """Tracks each account's expected ether: what it paid in fees and deposits, and received.
+
+    Wrap every transaction of a tracked account in :meth:`tx` (with the value it sent) and every
+    payment it receives in :meth:`receive`; :meth:`check` then asserts each balance to the wei.
+    """
+
+    def __init__(self, w3, accounts):
+        self.w3 = w3
+        self.start = {a.address: w3.eth.get_balance(a.address) for a in accounts}
+        self.delta = {a.address: 0 for a in accounts}
+
+    def tx(self, who, res, value=0):
+        if who.address in self.delta:
+            self.delta[who.address] -= res.fee + value
+        return res
+
+    def receive(self, who, amount):
+        self.delta[who.address] += amount
+
+    def check(self):
+        for addr, d in self.delta.items():
+            assert self.w3.eth.get_balance(addr) == self.start[addr] + d, addr
+
+
+def _untracked(who, res, value=0):
+    return res
+
 COMMIT_WINDOW, REVEAL_WINDOW = 100, 100
 
 
-def play_round(w3, fc, a, task_id, rnd, vectors, iterations, *, reveal_mask=None, bonds=None, register=True):
-    """Register every client (unless ``register`` is False), publish, every miner commits
-    ``vectors[i]``; miners with a false ``reveal_mask`` entry never reveal. Returns the salts."""
+def play_round(w3, fc, a, task_id, rnd, vectors, iterations, *, reveal_mask=None, bonds=None, register=True,
+               ledger=None):
+    """Register every client (unless ``register`` is False), publish, and miner i commits
+    ``vectors[i]`` with bond ``bonds.get(i, minBond)``; miners with a false ``reveal_mask`` entry
+    never reveal. Time is then past the reveal deadline. Every transaction is recorded in
+    ``ledger`` when one is given. Returns the salts."""
+    track = ledger.tx if ledger is not None else _untracked
     if register:
         for c in a.clients:
-            fc.as_account(c).register_update(task_id, rnd, bytes([rnd + 1]) * 32, f"cid-{c.address}", 100)
+            track(c, fc.as_account(c).register_update(task_id, rnd, bytes([rnd + 1]) * 32, f"cid-{c.address}", 100))
         now = fc.latest_timestamp()
-        fc.as_account(a.server).publish_shapley_task(task_id, rnd, b"\x05" * 32, "spec",
-                                                     now + COMMIT_WINDOW, now + COMMIT_WINDOW + REVEAL_WINDOW)
+        track(a.server, fc.as_account(a.server).publish_shapley_task(
+            task_id, rnd, b"\x05" * 32, "spec", now + COMMIT_WINDOW, now + COMMIT_WINDOW + REVEAL_WINDOW))
     salts = []
+    min_bond = fc.min_bond()
     for i, m in enumerate(a.miners[:len(vectors)]):
-        res, salt = fc.as_account(m).commit_vector(task_id, rnd, vectors[i], iterations[i], bond=(bonds or {}).get(i))
+        bond = (bonds or {}).get(i, min_bond)
+        res, salt = fc.as_account(m).commit_vector(task_id, rnd, vectors[i], iterations[i], bond=bond)
+        track(m, res, bond)
         salts.append(salt)
     r = fc.get_round(task_id, rnd)
     _to(w3, fc, r.commit_deadline + 1)
     for i, m in enumerate(a.miners[:len(vectors)]):
         if reveal_mask is None or reveal_mask[i]:
-            fc.as_account(m).reveal(task_id, rnd, vectors[i], iterations[i], salts[i])
+            track(m, fc.as_account(m).reveal(task_id, rnd, vectors[i], iterations[i], salts[i]))
     _to(w3, fc, r.reveal_deadline + 1)
     return salts
 

@@ -7,8 +7,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from fedcoin.models import Arch, apply, cross_entropy, init_params
-from fedcoin.utility import RoundGame
+from fedcoin.ml.models import Arch, apply, cross_entropy, init_params
+from fedcoin.ml.utility import RoundGame
 
 LOGREG_SMALL = Arch("logreg", (784, 10))
 MLP_SMALL = Arch("mlp", (784, 24, 10))

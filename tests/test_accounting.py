@@ -1,4 +1,4 @@
-"""Where every wei went (fedcoin/accounting.py) on a real Anvil: settled rounds with claims and a
+"""Where every wei went (fedcoin/roles/accounting.py) on a real Anvil: settled rounds with claims and a
 forfeited bond, an abandoned round, refunds — V always equals clients + server + miners +
 refunded + escrowed, cross-checked between views and events."""
 
@@ -8,9 +8,12 @@ import dataclasses
 
 import pytest
 
-from fedcoin import accounting, posap
-from fedcoin.accounting import format_line, payout_table, task_accounting
-from fedcoin.chain import FedCoin
+from fedcoin.roles import accounting
+
+from fedcoin.protocol import posap
+from fedcoin.roles.accounting import format_line, payout_table, task_accounting
+from fedcoin.chain import CreditReason, FedCoin
+from conftest import chain_env
 from fedcoin_testkit import ETH, actors, advance, default_params, revert, snapshot, vec, w3_for
 from round_driver import abandon, claim_all, finalize, play_round
 
@@ -18,19 +21,7 @@ P = default_params()
 V = 3 * ETH + 7  # odd: every rounding remainder must land with someone named
 
 
-@pytest.fixture(scope="module")
-def env(anvil):
-    w3 = w3_for(anvil)
-    a = actors(n_clients=3, n_miners=3)
-    fc = FedCoin.deploy(w3, a.requester, P)
-    return w3, fc, a
-
-
-@pytest.fixture(autouse=True)
-def isolate(env):
-    snap = snapshot(env[0])
-    yield
-    revert(env[0], snap)
+env = chain_env(n_clients=3, n_miners=3, params=P)
 
 
 def new_task(fc, a, rounds, value=V):
@@ -133,7 +124,7 @@ def test_a_lost_event_shows_up_as_unaccounted_wei(env, monkeypatch):
     finalize(fc, a, tid, 0)
     real = FedCoin.credited_events
     monkeypatch.setattr(FedCoin, "credited_events",
-                        lambda self, *args, **kw: [e for e in real(self, *args, **kw) if e.args["reason"] != accounting.COM_PRICE])
+                        lambda self, *args, **kw: [e for e in real(self, *args, **kw) if e.args["reason"] != CreditReason.COM_PRICE])
     acc = task_accounting(fc, tid)
     _, com, _ = posap.round_prices(V, 1, 0)
     assert acc.unaccounted == com and not acc.ok

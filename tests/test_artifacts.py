@@ -3,7 +3,7 @@ test-only contracts are not shipped."""
 
 from __future__ import annotations
 
-from fedcoin.build import ARTIFACTS_DIR, SHIPPED_CONTRACTS, load_artifact
+from fedcoin.dev.build import ARTIFACTS_DIR, SHIPPED_CONTRACTS, load_artifact
 from fedcoin_testkit import compiled
 
 

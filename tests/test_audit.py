@@ -1,4 +1,4 @@
-"""`fedcoin audit` (fedcoin/audit.py) on a real Anvil: a valid chain of PoSap block records
+"""`fedcoin audit` (fedcoin/roles/audit.py) on a real Anvil: a valid chain of PoSap block records
 (one won only after a re-open) audits OK; tampered inputs are caught at the first broken link,
 named by block and check."""
 
@@ -10,12 +10,12 @@ import sys
 
 import pytest
 
-from fedcoin import audit as audit_mod
-from fedcoin.audit import audit, check_chain, collect
+from fedcoin.roles import audit as audit_mod
+from fedcoin.roles.audit import audit, check_chain, collect
 from fedcoin.chain import FedCoin
-from fedcoin.commitment import reveal_accumulator
-from fedcoin.devnet import free_port
-from fedcoin.toolchain import ROOT
+from fedcoin.protocol.commitment import reveal_accumulator
+from fedcoin.dev.devnet import free_port
+from fedcoin.dev.toolchain import ROOT
 from fedcoin_testkit import ETH, actors, default_params, vec, w3_for
 from round_driver import claim_all, finalize, play_round
 
@@ -139,7 +139,7 @@ def test_winner_is_recomputed_not_trusted(chain3):
     other = next(r.miner for r in b.reveals if r.miner != b.record.winner)
     forged = _tamper_record(inputs, 0, winner=other)
     rec = forged.blocks[0].record
-    from fedcoin import posap
+    from fedcoin.protocol import posap
     rh = posap.record_hash(0, rec.task_id, rec.round, rec.winner, rec.mean_hash, rec.winner_hash, rec.prev_hash,
                            rec.difficulty, rec.payouts_root)
     forged = _tamper_record(forged, 0, record_hash=rh)

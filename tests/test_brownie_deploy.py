@@ -1,5 +1,5 @@
 """The brownie layer: `brownie run deploy` against an Anvil subprocess (the `make demo` path),
-recording the address where fedcoin.deployment reads it, and `fedcoin deploy` with a key from
+recording the address where fedcoin.chain.deployment reads it, and `fedcoin deploy` with a key from
 the environment."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ import subprocess
 import sys
 
 from fedcoin.chain import FedCoin, connect
-from fedcoin.deployment import DeployParams, deployed_address
-from fedcoin.devnet import Anvil, dev_private_keys
-from fedcoin.toolchain import ROOT
+from fedcoin.chain.deployment import DeployParams, deployed_address
+from fedcoin.dev.devnet import Anvil, dev_private_keys
+from fedcoin.dev.toolchain import ROOT
 
 
 def test_brownie_run_deploy_records_a_working_contract(tmp_path, monkeypatch):
     monkeypatch.setenv("FEDCOIN_HOME", str(tmp_path))
-    from fedcoin.brownie_net import brownie_deploy
+    from fedcoin.dev.brownie_net import brownie_deploy
 
     with Anvil(accounts=2) as node:
         address = brownie_deploy(node.url)
@@ -40,7 +40,7 @@ def test_fedcoin_deploy_cli_takes_the_key_from_the_environment(tmp_path):
 
 def test_fedcoin_deploy_reports_an_unreachable_rpc(tmp_path):
     env = dict(os.environ, FEDCOIN_HOME=str(tmp_path), FEDCOIN_PRIVATE_KEY=dev_private_keys(1)[0])
-    from fedcoin.devnet import free_port
+    from fedcoin.dev.devnet import free_port
 
     proc = subprocess.run([sys.executable, "-m", "fedcoin.cli", "deploy", "--rpc", f"http://127.0.0.1:{free_port()}"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)

@@ -1,12 +1,12 @@
-"""fedcoin.commitment against the deployed contract on random inputs (hypothesis)."""
+"""fedcoin.protocol.commitment against the deployed contract on random inputs (hypothesis)."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fedcoin import commitment as cm
-from fedcoin import fixedpoint as fp
+from fedcoin.protocol import commitment as cm
+from fedcoin.protocol import fixedpoint as fp
 from fedcoin.chain import FedCoin
 from fedcoin_testkit import default_params, dev_accounts, w3_for
 

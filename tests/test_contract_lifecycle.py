@@ -1,75 +1,22 @@
 """Happy paths on a real Anvil: 1 and 3 rounds, several clients and miners, every wei checked
-against the reference model (fedcoin/posap.py); re-open, abandonment and refunds."""
+against the reference model (fedcoin/protocol/posap.py); re-open, abandonment and refunds."""
 
 from __future__ import annotations
 
 import pytest
 
-from fedcoin import posap
+from fedcoin.protocol import posap
 from fedcoin.chain import FedCoin
-from fedcoin.commitment import vector_hash
-from fedcoin.merkle import payout_tree
+from fedcoin.protocol.commitment import vector_hash
+from fedcoin.protocol.merkle import payout_tree
+from conftest import chain_env
+from round_driver import COMMIT_WINDOW, REVEAL_WINDOW, Ledger, play_round
 from fedcoin_testkit import ETH, actors, advance, default_params, revert, snapshot, vec, w3_for
 
 P = default_params()
-COMMIT_WINDOW, REVEAL_WINDOW = 100, 100
 
 
-@pytest.fixture(scope="module")
-def env(anvil):
-    w3 = w3_for(anvil)
-    a = actors(n_clients=4, n_miners=3)
-    fc = FedCoin.deploy(w3, a.requester, P)
-    return w3, fc, a
-
-
-@pytest.fixture(autouse=True)
-def isolate(env):
-    snap = snapshot(env[0])
-    yield
-    revert(env[0], snap)
-
-
-class Ledger:
-    """Tracks each account's expected ETH: what it paid in fees and deposits, and received."""
-
-    def __init__(self, w3, accounts):
-        self.w3 = w3
-        self.start = {a.address: w3.eth.get_balance(a.address) for a in accounts}
-        self.delta = {a.address: 0 for a in accounts}
-
-    def tx(self, who, res, value=0):
-        self.delta[who.address] -= res.fee + value
-        return res
-
-    def receive(self, who, amount):
-        self.delta[who.address] += amount
-
-    def check(self):
-        for addr, d in self.delta.items():
-            assert self.w3.eth.get_balance(addr) == self.start[addr] + d, addr
-
-
-def play_round(w3, fc, a, L, task_id, rnd, vectors, iterations, bonds=None, reveal_mask=None):
-    """Register every client, publish, commit and reveal; return the attempt's reveals."""
-    for c in a.clients:
-        L.tx(c, fc.as_account(c).register_update(task_id, rnd, bytes([rnd + 1]) * 32, f"cid-{c.address}", 100))
-    now = fc.latest_timestamp()
-    L.tx(a.server, fc.as_account(a.server).publish_shapley_task(
-        task_id, rnd, b"\x05" * 32, "spec", now + COMMIT_WINDOW, now + COMMIT_WINDOW + REVEAL_WINDOW))
-    salts = []
-    for i, m in enumerate(a.miners):
-        bond = (bonds or {}).get(i, P.min_bond)
-        res, salt = fc.as_account(m).commit_vector(task_id, rnd, vectors[i], iterations[i], bond=bond)
-        L.tx(m, res, bond)
-        salts.append(salt)
-    advance(w3, COMMIT_WINDOW + 1)
-    for i, m in enumerate(a.miners):
-        if reveal_mask and not reveal_mask[i]:
-            continue
-        L.tx(m, fc.as_account(m).reveal(task_id, rnd, vectors[i], iterations[i], salts[i]))
-    advance(w3, REVEAL_WINDOW)
-    return fc.reveals(task_id, rnd)
+env = chain_env(n_clients=4, n_miners=3, params=P)
 
 
 def assert_conserved(fc):
@@ -95,7 +42,8 @@ def test_rounds_pay_every_party_to_the_wei(env, rounds):
         vectors = [vec([0.40, 0.30, -0.05, 0.10 + rnd / 100]), vec([0.42, 0.28, -0.04, 0.11]),
                    vec([0.90, -0.50, 0.70, 0.0])]  # miner 2 is far off and must not qualify
         iters = [100, 300, 5]
-        reveals = play_round(w3, fc, a, L, tid, rnd, vectors, iters)
+        play_round(w3, fc, a, tid, rnd, vectors, iters, ledger=L)
+        reveals = fc.reveals(tid, rnd)
         clients = fc.registered_clients(tid, rnd)
         assert clients == [c.address for c in a.clients]
         ref = posap.settle(task_id=tid, round=rnd, clients=clients, reveals=reveals, difficulty=d,
@@ -147,26 +95,27 @@ def test_rounds_pay_every_party_to_the_wei(env, rounds):
 def test_unrevealed_bond_goes_to_winner(env):
     w3, fc, a = env
     L = Ledger(w3, [a.requester, a.server, *a.clients, *a.miners])
-    tid = fc.as_account(a.requester).create_task(a.server.address, [c.address for c in a.clients], 1, ETH).task_id
-    fc.as_account(a.server).accept_task(tid)
+    tid = L.tx(a.requester, fc.as_account(a.requester).create_task(a.server.address, [c.address for c in a.clients], 1, ETH), ETH).task_id
+    L.tx(a.server, fc.as_account(a.server).accept_task(tid))
     vs = [vec([0.1, 0.2, 0.3, 0.4])] * 3
-    play_round(w3, fc, a, L, tid, 0, vs, [10, 10, 10], bonds={2: 5 * 10**16}, reveal_mask=[True, True, False])
+    play_round(w3, fc, a, tid, 0, vs, [10, 10, 10], bonds={2: 5 * 10**16}, reveal_mask=[True, True, False], ledger=L)
     before = fc.credits(a.miners[0].address)
     fin = fc.as_account(a.outsider).finalize(tid, 0)
     _, _, sap = posap.round_prices(ETH, 1, 0)
     assert fc.credits(a.miners[0].address) - before == sap + 5 * 10**16
     assert fc.credits(a.miners[2].address) == 0
     assert fin.event("RoundFinalized")["winner"] == a.miners[0].address
+    L.check()  # nobody withdrew: each balance moved by exactly its fees, deposit and bonds
     assert_conserved(fc)
 
 
 def test_no_qualifier_reopens_relaxed_then_abandons_to_requester(env):
     w3, fc, a = env
     L = Ledger(w3, [a.requester, a.server, *a.clients, *a.miners])
-    tid = fc.as_account(a.requester).create_task(a.server.address, [c.address for c in a.clients], 2, ETH).task_id
-    fc.as_account(a.server).accept_task(tid)
+    tid = L.tx(a.requester, fc.as_account(a.requester).create_task(a.server.address, [c.address for c in a.clients], 2, ETH), ETH).task_id
+    L.tx(a.server, fc.as_account(a.server).accept_task(tid))
     far = [vec([5, 0, 0, 0]), vec([-5, 0, 0, 0]), vec([0, 5, 0, 0])]  # nobody near the mean
-    play_round(w3, fc, a, L, tid, 0, far, [1, 1, 1], reveal_mask=[True, True, False])
+    play_round(w3, fc, a, tid, 0, far, [1, 1, 1], reveal_mask=[True, True, False], ledger=L)
     d0 = fc.get_round(tid, 0).difficulty
     res = fc.as_account(a.outsider).finalize(tid, 0)
     ev = res.event("RoundReopened")
@@ -182,20 +131,22 @@ def test_no_qualifier_reopens_relaxed_then_abandons_to_requester(env):
     assert fc.credits(a.requester.address) == train + sap + P.min_bond
     assert fc.credits(a.server.address) == com
     assert fc.get_round(tid, 0).status == 3 and fc.get_task(tid).current_round == 1
+    L.check()  # nobody withdrew: each balance moved by exactly its fees, deposit and bonds
     assert_conserved(fc)
 
 
 def test_no_positive_mean_refunds_train_price(env):
     w3, fc, a = env
     L = Ledger(w3, [a.requester, a.server, *a.clients, *a.miners])
-    tid = fc.as_account(a.requester).create_task(a.server.address, [c.address for c in a.clients], 1, ETH).task_id
-    fc.as_account(a.server).accept_task(tid)
+    tid = L.tx(a.requester, fc.as_account(a.requester).create_task(a.server.address, [c.address for c in a.clients], 1, ETH), ETH).task_id
+    L.tx(a.server, fc.as_account(a.server).accept_task(tid))
     neg = [vec([-0.1, -0.2, 0, -0.01])] * 3
-    play_round(w3, fc, a, L, tid, 0, neg, [5, 5, 5])
+    play_round(w3, fc, a, tid, 0, neg, [5, 5, 5], ledger=L)
     fin = fc.as_account(a.outsider).finalize(tid, 0)
     assert fin.event("RoundFinalized")["payoutsRoot"] == b"\x00" * 32
     train, _, _ = posap.round_prices(ETH, 1, 0)
     assert fc.credits(a.requester.address) == train
+    L.check()  # nobody withdrew: each balance moved by exactly its fees, deposit and bonds
     assert_conserved(fc)
 
 

@@ -7,28 +7,22 @@ import pytest
 from eth_utils import keccak
 
 from fedcoin.chain import FedCoin
-from fedcoin.merkle import client_tree
+from fedcoin.protocol.merkle import client_tree
+from conftest import chain_env
 from fedcoin_testkit import ETH, actors, advance, default_params, deploy_test_contract, revert, send_contract_tx, snapshot, vec, w3_for
-from fedcoin import commitment
-
+from fedcoin.protocol import commitment
 P = default_params()
 A = actors(n_clients=2, n_miners=1)
 GUARD = keccak(text="FedCoinReentrantCall()")[:4]
 
 
+env = chain_env(n_clients=2, n_miners=1, params=P)
+
+
 @pytest.fixture(scope="module")
-def env(anvil):
-    w3 = w3_for(anvil)
-    fc = FedCoin.deploy(w3, A.requester, P)
-    attacker = deploy_test_contract(w3, A.outsider, "ReentrantActor", fc.address)
-    return w3, fc, attacker
-
-
-@pytest.fixture(autouse=True)
-def isolate(env):
-    snap = snapshot(env[0])
-    yield
-    revert(env[0], snap)
+def attacker(env):
+    """A ReentrantActor aimed at the module's FedCoin (deployed before any test's snapshot)."""
+    return deploy_test_contract(env.w3, A.outsider, "ReentrantActor", env.fc.address)
 
 
 def run_round_with_attacker(w3, fc, attacker):
@@ -53,8 +47,8 @@ def run_round_with_attacker(w3, fc, attacker):
     return tid
 
 
-def test_reentrant_claim_is_blocked_and_pays_once(env):
-    w3, fc, attacker = env
+def test_reentrant_claim_is_blocked_and_pays_once(env, attacker):
+    w3, fc, _ = env
     tid = run_round_with_attacker(w3, fc, attacker)
     amount, proof = fc.payout_proof(tid, 0, attacker.address)
     me = fc.as_account(A.outsider)
@@ -69,8 +63,8 @@ def test_reentrant_claim_is_blocked_and_pays_once(env):
     assert fc.balance() == fc.liabilities()
 
 
-def test_reentrant_withdraw_is_blocked_and_pays_once(env):
-    w3, fc, attacker = env
+def test_reentrant_withdraw_is_blocked_and_pays_once(env, attacker):
+    w3, fc, _ = env
     run_round_with_attacker(w3, fc, attacker)
     credit = fc.credits(attacker.address)
     assert credit > P.min_bond  # returned bond + SapPrice (the attacker won)
@@ -85,9 +79,9 @@ def test_reentrant_withdraw_is_blocked_and_pays_once(env):
     assert fc.balance() == fc.liabilities()
 
 
-def test_reentering_withdraw_from_claim_is_blocked(env):
+def test_reentering_withdraw_from_claim_is_blocked(env, attacker):
     """Cross-function: re-entering withdraw (with credit available) during claim fails."""
-    w3, fc, attacker = env
+    w3, fc, _ = env
     tid = run_round_with_attacker(w3, fc, attacker)
     credit = fc.credits(attacker.address)
     amount, proof = fc.payout_proof(tid, 0, attacker.address)

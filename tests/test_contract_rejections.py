@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from fedcoin import fixedpoint as fp
+from fedcoin.protocol import fixedpoint as fp
 from fedcoin.chain import ContractRevert, FedCoin
-from fedcoin.merkle import payout_tree
-from fedcoin.posap import Reveal
+from fedcoin.protocol.merkle import payout_tree
+from fedcoin.protocol.posap import Reveal
+from conftest import chain_env
 from fedcoin_testkit import ETH, actors, advance, default_params, fingerprint, revert, snapshot, vec, w3_for
 
 P = default_params()
@@ -19,18 +20,7 @@ CLIENTS = [c.address for c in A.clients]
 S = [vec([0.3, 0.2, 0.1]), vec([0.31, 0.19, 0.1]), vec([0.29, 0.21, 0.1])]
 
 
-@pytest.fixture(scope="module")
-def env(anvil):
-    w3 = w3_for(anvil)
-    fc = FedCoin.deploy(w3, A.requester, P)
-    return w3, fc
-
-
-@pytest.fixture(autouse=True)
-def isolate(env):
-    snap = snapshot(env[0])
-    yield
-    revert(env[0], snap)
+env = chain_env(n_clients=3, n_miners=3, params=P)
 
 
 def rejects(fc, task_ids, call, name, args=None):
@@ -99,7 +89,7 @@ def finalized(fc, w3):
                                   "requester_client", "server_client", "zero_client", "duplicate", "unsorted",
                                   "deadline"])
 def test_create_task_rejects_bad_input(env, case):
-    w3, fc = env
+    w3, fc, _ = env
     r = as_(fc, A.requester)
     c = sorted(CLIENTS, key=lambda x: int(x, 16))
     now = fc.latest_timestamp()
@@ -124,7 +114,7 @@ def test_create_task_rejects_bad_input(env, case):
 # ---------------------------------------------------------------- acceptance and refunds
 
 def test_accept_rejections(env):
-    w3, fc = env
+    w3, fc, _ = env
     rejects(fc, [], lambda: as_(fc, A.server).accept_task(99), "FedCoinUnknownTask", (99,))
     tid = created(fc)
     rejects(fc, [tid], lambda: as_(fc, A.outsider).accept_task(tid), "FedCoinNotServer", (A.outsider.address,))
@@ -136,7 +126,7 @@ def test_accept_rejections(env):
 
 
 def test_accept_twice_and_refund_accepted_rejected(env):
-    w3, fc = env
+    w3, fc, _ = env
     tid = accepted(fc)
     rejects(fc, [tid], lambda: as_(fc, A.server).accept_task(tid), "FedCoinWrongTaskStatus", (tid, 2))
     advance(w3, 3601)
@@ -149,7 +139,7 @@ def test_accept_twice_and_refund_accepted_rejected(env):
 # ---------------------------------------------------------------- registration
 
 def test_register_rejections(env):
-    w3, fc = env
+    w3, fc, _ = env
     tid = created(fc)
     rejects(fc, [tid], lambda: as_(fc, A.clients[0]).register_update(tid, 0, b"\x01" * 32, "l", 1),
             "FedCoinWrongTaskStatus", (tid, 1))
@@ -175,7 +165,7 @@ def test_register_rejections(env):
 # ---------------------------------------------------------------- publication
 
 def test_publish_rejections(env):
-    w3, fc = env
+    w3, fc, _ = env
     tid = accepted(fc)
     srv = as_(fc, A.server)
     now = fc.latest_timestamp()
@@ -202,7 +192,7 @@ def test_publish_rejections(env):
 # ---------------------------------------------------------------- commit
 
 def test_commit_rejections(env):
-    w3, fc = env
+    w3, fc, _ = env
     tid = registered(fc)
     m = as_(fc, A.miners[0])
     rejects(fc, [tid], lambda: m.commit(tid, 0, b"\x09" * 32), "FedCoinWrongRoundStatus", (tid, 0, 0))
@@ -222,13 +212,13 @@ def test_commit_cap_rejects_the_extra_commitment(env):
     """K = 3 registered -> cap = min(64, 8192 // 3) = 64 commitments per attempt."""
     from eth_account import Account
 
-    w3, fc = env
+    w3, fc, _ = env
     assert (fc.commit_cap(3), fc.commit_cap(100), fc.commit_cap(200), fc.commit_cap(1000)) == (64, 64, 40, 8)
     tid = published(fc)
     miners = [Account.create() for _ in range(65)]
     funder = as_(fc, A.requester)
     for m in miners:
-        funder._send({"data": b"", "value": P.min_bond + 10**16}, "fund", to=m.address)
+        funder.tx.send({"data": b"", "value": P.min_bond + 10**16}, "fund", to=m.address)
     for m in miners[:64]:
         as_(fc, m).commit(tid, 0, b"\x09" * 32)
     assert fc.get_round(tid, 0).commit_count == 64
@@ -242,7 +232,7 @@ def test_commit_cap_rejects_the_extra_commitment(env):
 # ---------------------------------------------------------------- reveal
 
 def test_reveal_rejections(env):
-    w3, fc = env
+    w3, fc, _ = env
     tid, salts = committed(fc, w3)
     m0 = as_(fc, A.miners[0])
     r = fc.get_round(tid, 0)
@@ -272,7 +262,7 @@ def test_reveal_rejections(env):
 
 
 def test_exact_bound_values_reveal(env):
-    w3, fc = env
+    w3, fc, _ = env
     tid = published(fc)
     v = [fp.MAX_ABS, -fp.MAX_ABS, 0]
     m = as_(fc, A.miners[0])
@@ -284,7 +274,7 @@ def test_exact_bound_values_reveal(env):
 # ---------------------------------------------------------------- finalize
 
 def test_finalize_rejections(env):
-    w3, fc = env
+    w3, fc, _ = env
     tid, salts = committed(fc, w3)
     advance(w3, 101)
     for i, m in enumerate(A.miners):
@@ -314,7 +304,7 @@ def test_finalize_rejections(env):
 # ---------------------------------------------------------------- claim and withdraw
 
 def test_claim_rejections(env):
-    w3, fc = env
+    w3, fc, _ = env
     tid = revealed(fc, w3)
     c0 = as_(fc, A.clients[0])
     rejects(fc, [tid], lambda: c0.claim(tid, 0, 1, []), "FedCoinWrongRoundStatus", (tid, 0, 1))
@@ -338,5 +328,5 @@ def test_claim_rejections(env):
 
 
 def test_withdraw_with_no_credit_rejected(env):
-    w3, fc = env
+    w3, fc, _ = env
     rejects(fc, [], lambda: as_(fc, A.outsider).withdraw(), "FedCoinNothingToWithdraw", (A.outsider.address,))

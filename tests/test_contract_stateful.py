@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from fedcoin.chain import ContractRevert, FedCoin
+from conftest import chain_env
 from fedcoin_testkit import default_params, dev_accounts, revert, snapshot, vec, w3_for
 
 P = default_params(initial_difficulty=2 * 10**17)
@@ -19,10 +20,7 @@ EVERYONE = REQUESTERS + SERVERS + CLIENTS + MINERS
 OUTCOMES: list[list[str]] = []
 
 
-@pytest.fixture(scope="module")
-def env(anvil):
-    w3 = w3_for(anvil)
-    return w3, FedCoin.deploy(w3, ACC[0], P)
+env = chain_env(params=P)
 
 
 class Lifecycle(RuleBasedStateMachine):

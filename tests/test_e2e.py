@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from fedcoin import fixedpoint as fp
-from fedcoin.accounting import task_accounting
-from fedcoin.audit import audit
+from fedcoin.protocol import fixedpoint as fp
+from fedcoin.roles.accounting import task_accounting
+from fedcoin.roles.audit import audit
 from fedcoin.chain import ContractRevert, FedCoin, connect
-from fedcoin.devnet import Anvil
-from fedcoin.store import LocalStore
+from fedcoin.dev.devnet import Anvil
+from fedcoin.content.store import LocalStore
 from fedcoin_testkit import ETH, default_params, dev_accounts
 from fl_server.data import load_digits
 from fl_server.server import FLServer, ServerConfig
@@ -227,7 +227,7 @@ def test_miner_reports_an_unreachable_rpc_clearly(tmp_path):
 def test_the_demo_command_runs_a_whole_task_and_accounts_for_every_wei(tmp_path):
     env = dict(os.environ, FEDCOIN_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "fedcoin.demo", "--clients", "4", "--miners", "2", "--data", "digits",
+        [sys.executable, "-m", "fedcoin.dev.demo", "--clients", "4", "--miners", "2", "--data", "digits",
          "--arch", "logreg-64-10", "--samples-per-client", "40", "--val-size", "200", "--local-steps", "5",
          "--commit-window", "25", "--reveal-window", "10", "--out", str(tmp_path / "out")],
         env=env, capture_output=True, text=True, timeout=400, cwd=ROOT, stdin=subprocess.DEVNULL,

@@ -68,7 +68,7 @@ def test_figure4_main_writes_csv_with_the_documented_columns(tmp_path):
 def test_figure6_exact_reference_is_efficient_and_errors_are_nonnegative(digits):
     import jax
 
-    from fedcoin.utility import utility_jit
+    from fedcoin.ml.utility import utility_jit
 
     fig6 = _load("figure6")
     rg, types = fig6.round_game(digits, clients=10, samples=40, round=2, val_size=100)

@@ -1,4 +1,4 @@
-"""fedcoin.fixedpoint: encoding, the |s| bound (same as the contract's), truncating division."""
+"""fedcoin.protocol.fixedpoint: encoding, the |s| bound (same as the contract's), truncating division."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fedcoin import fixedpoint as fp
-
-
+from fedcoin.protocol import fixedpoint as fp
 def test_encode_reads_floats_by_their_shortest_repr():
     assert fp.encode(0.1) == 10**17
     assert fp.encode(-2.5) == -25 * 10**17

@@ -7,18 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fedcoin.models import Arch, init_params
+from fedcoin.ml.models import Arch, init_params
 from fl_server.data import load_digits
-from fl_server.fedavg import (
-    ClientBatch,
-    FedAvg,
-    aggregate,
-    local_sgd,
-    local_updates,
-    run_fedavg,
-    stack,
-    weighted_mean,
-)
+from fedcoin.ml.fedavg import RULES, Aggregation, aggregate_all, init_key, round_key, stack
+from fedcoin.ml.utility import RoundGame, aggregate, game_coefficients
+from fl_server.fedavg import ClientBatch, FedAvg, local_sgd, local_updates, run_fedavg
 from fl_server.partition import partition
 
 ARCH = Arch("mlp", (64, 16, 10))
@@ -33,42 +26,62 @@ def _deltas(k, seed=0):
 def test_weighted_fedavg_equals_the_weighted_mean(n_k):
     w = init_params(ARCH, key=jax.random.key(9))
     ds = _deltas(3)
-    out = aggregate(w, ds, jnp.asarray(n_k), rule="fedavg-weighted")
+    out = aggregate_all(w, ds, jnp.asarray(n_k), rule="fedavg-weighted")
     for name in w:
         ref = np.asarray(w[name], np.float64) + sum(
             n * np.asarray(d[name], np.float64) for n, d in zip(n_k, ds)) / sum(n_k)
         np.testing.assert_allclose(np.asarray(out[name]), ref, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("rule", RULES)
+def test_the_servers_aggregate_is_the_utilitys_grand_coalition_bit_for_bit(rule):
+    w = init_params(ARCH, key=jax.random.key(3))
+    ds = stack(_deltas(5, seed=4))
+    n_k = jnp.asarray([17.0, 3.0, 250.0, 1.0, 64.0])
+    server = FedAvg(ARCH, rule=rule).aggregate_fit(0, w, ds, n_k)
+    x = jnp.zeros((2, 64), jnp.float32)
+    game = RoundGame.create(ARCH, w, ds, n_k, x, jnp.zeros(2, jnp.int32), aggregation=rule)
+    grand = jax.jit(lambda g: aggregate(g.params, g.updates, game_coefficients(g, jnp.ones(5, bool))))(game)
+    for name in w:
+        assert np.array_equal(np.asarray(server[name]), np.asarray(grand[name])), name
+
+
 def test_uniform_rule_ignores_data_costs():
     w = init_params(ARCH, key=jax.random.key(1))
     ds = _deltas(2)
-    a = aggregate(w, ds, jnp.asarray([1, 1000]), rule="fedavg-uniform")
-    b = aggregate(w, ds, jnp.asarray([5, 5]), rule="fedavg-weighted")
+    a = aggregate_all(w, ds, jnp.asarray([1, 1000]), rule="fedavg-uniform")
+    b = aggregate_all(w, ds, jnp.asarray([5, 5]), rule="fedavg-weighted")
     for name in w:
         np.testing.assert_allclose(np.asarray(a[name]), np.asarray(b[name]), rtol=1e-6, atol=1e-7)
+
+
+def test_rule_names_map_to_the_contracts_codes():
+    assert [Aggregation.from_rule(r) for r in RULES] == [Aggregation.WEIGHTED, Aggregation.UNIFORM]
+    assert Aggregation.UNIFORM.rule == "fedavg-uniform" and int(Aggregation.WEIGHTED) == 0
+    with pytest.raises(ValueError, match="unknown aggregation rule"):
+        Aggregation.from_rule("median")
 
 
 def test_one_client_gets_its_own_update_and_bad_input_is_refused():
     w = init_params(ARCH, key=jax.random.key(1))
     (d,) = _deltas(1)
-    out = aggregate(w, [d], jnp.asarray([42]))
+    out = aggregate_all(w, [d], jnp.asarray([42]))
     for name in w:
         np.testing.assert_allclose(np.asarray(out[name]), np.asarray(w[name] + d[name]), rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="positive"):
-        aggregate(w, [d], jnp.asarray([0]))
+        aggregate_all(w, [d], jnp.asarray([0]))
     with pytest.raises(ValueError, match="unknown aggregation rule"):
-        aggregate(w, [d], jnp.asarray([1]), rule="median")
+        aggregate_all(w, [d], jnp.asarray([1]), rule="median")
     with pytest.raises(ValueError, match="expected"):
         stack([d, {"w0": d["w0"]}])
 
 
-def test_weighted_mean_is_jitted_and_linear():
-    st = stack(_deltas(4))
-    a = weighted_mean(st, jnp.asarray([1.0, 2.0, 3.0, 4.0], jnp.float32))
-    b = weighted_mean(st, jnp.asarray([2.0, 4.0, 6.0, 8.0], jnp.float32))
-    for name in a:
-        np.testing.assert_allclose(np.asarray(a[name]), np.asarray(b[name]), rtol=1e-6, atol=1e-7)
+def test_round_keys_do_not_depend_on_the_number_of_rounds_and_differ_per_round():
+    key = jax.random.key(7)
+    k3 = [jax.random.key_data(round_key(key, r)) for r in range(3)]
+    assert np.array_equal(np.asarray(k3[2]), np.asarray(jax.random.key_data(round_key(key, 2))))
+    assert len({bytes(np.asarray(k)) for k in k3}) == 3
+    assert not np.array_equal(np.asarray(jax.random.key_data(init_key(key))), np.asarray(k3[0]))
 
 
 def test_vmapped_local_updates_match_one_client_at_a_time():
@@ -107,6 +120,7 @@ def test_fedavg_learns_real_digits_and_records_per_round_metrics():
     strategy = FedAvg(Arch("logreg", (64, 10)), lr=0.5, local_steps=20, batch_size=20)
     params, hist = run_fedavg(strategy, part.clients, rounds=8, key=jax.random.key(0), eval_data=s.test)
     assert [r["round"] for r in hist.rounds] == list(range(8))
-    assert hist.accuracy[-1] > 0.8 > hist.accuracy[0] - 0.3
+    assert hist.accuracy[-1] > 0.8
+    assert hist.accuracy[-1] > hist.accuracy[0] + 0.1  # it learned over the rounds, not at init
     assert hist.loss[-1] < hist.loss[0]
     assert params["w0"].dtype == jnp.float32

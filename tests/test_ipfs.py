@@ -7,9 +7,9 @@ import json
 import psutil
 import pytest
 
-from fedcoin.ipfs_devnode import JsIpfsNode
-from fedcoin.serialization import params_from_bytes, params_to_bytes
-from fedcoin.store import ContentIntegrityError, ContentNotFoundError, IPFSStore, content_hash, open_store
+from fedcoin.dev.ipfs_devnode import JsIpfsNode
+from fedcoin.ml.serialization import params_from_bytes, params_to_bytes
+from fedcoin.content.store import ContentIntegrityError, ContentNotFoundError, IPFSStore, content_hash, open_store
 
 import numpy as np
 

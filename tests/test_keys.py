@@ -1,4 +1,4 @@
-"""fedcoin.keys: keystore (+password env) or $FEDCOIN_PRIVATE_KEY; never argv."""
+"""fedcoin.chain.keys: keystore (+password env) or $FEDCOIN_PRIVATE_KEY; never argv."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import stat
 import pytest
 from eth_account import Account
 
-from fedcoin import keys
-
-
+from fedcoin.chain import keys
 def test_raw_key_from_env():
     acct = Account.create()
     got = keys.load_account(environ={keys.KEY_ENV: acct.key.hex()})

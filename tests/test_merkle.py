@@ -1,4 +1,4 @@
-"""fedcoin.merkle against contracts/lib/MerkleTree.sol (through the test harness) and FedCoin's
+"""fedcoin.protocol.merkle against contracts/lib/MerkleTree.sol (through the test harness) and FedCoin's
 leaf functions, on random trees (hypothesis)."""
 
 from __future__ import annotations
@@ -6,32 +6,33 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fedcoin import merkle
+from fedcoin.protocol import merkle
 from fedcoin.chain import FedCoin
+from conftest import chain_env
 from fedcoin_testkit import default_params, deploy_test_contract, dev_accounts, w3_for
 
 CHECK = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 leaves = st.lists(st.binary(min_size=32, max_size=32), min_size=0, max_size=40)
 
 
+env = chain_env()
+
+
 @pytest.fixture(scope="module")
-def env(anvil):
-    w3 = w3_for(anvil)
-    fc = FedCoin.deploy(w3, dev_accounts()[0], default_params())
-    return fc, deploy_test_contract(w3, dev_accounts()[0], "FedCoinHarness")
+def h(env):
+    """The FedCoinHarness: the libraries' internal functions exposed as views."""
+    return deploy_test_contract(env.w3, dev_accounts()[0], "FedCoinHarness")
 
 
 @CHECK
 @given(leaves)
-def test_root_matches_solidity(env, ls):
-    _, h = env
+def test_root_matches_solidity(h, ls):
     assert merkle.merkle_root(ls) == bytes(h.functions.merkleRoot(ls).call())
 
 
 @CHECK
 @given(leaves.filter(bool), st.data())
-def test_every_proof_verifies_on_chain_and_off(env, ls, data):
-    _, h = env
+def test_every_proof_verifies_on_chain_and_off(h, ls, data):
     t = merkle.MerkleTree(ls)
     i = data.draw(st.integers(0, len(ls) - 1))
     proof = t.proof(i)
@@ -45,7 +46,7 @@ def test_every_proof_verifies_on_chain_and_off(env, ls, data):
 @given(st.integers(0, 2**64), st.integers(0, 2**32), st.sampled_from([a.address for a in dev_accounts()[:8]]),
        st.integers(0, 2**200))
 def test_leaves_match_contract(env, task, rnd, client, amount):
-    fc, _ = env
+    _, fc, _ = env
     assert merkle.payout_leaf(task, rnd, client, amount) == fc.payout_leaf(task, rnd, client, amount)
     assert merkle.client_leaf(client) == fc.client_leaf(client)
 

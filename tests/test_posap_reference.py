@@ -1,25 +1,30 @@
-"""fedcoin.posap (the reference model) against the Solidity on random inputs, plus
+"""fedcoin.protocol.posap (the reference model) against the Solidity on random inputs, plus
 hand-checked vectors for Solidity's round-toward-zero division."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fedcoin import fixedpoint as fp
-from fedcoin import posap
+from fedcoin.protocol import fixedpoint as fp
+from fedcoin.protocol import posap
 from fedcoin.chain import FedCoin
+from conftest import chain_env
 from fedcoin_testkit import ETH, default_params, deploy_test_contract, dev_accounts, revert, snapshot, w3_for
 
 CHECK = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 val = st.integers(-fp.MAX_ABS, fp.MAX_ABS)
 
 
+env = chain_env()
+
+
 @pytest.fixture(scope="module")
-def env(anvil):
-    w3 = w3_for(anvil)
-    fc = FedCoin.deploy(w3, dev_accounts()[0], default_params())
-    return w3, fc, deploy_test_contract(w3, dev_accounts()[0], "FedCoinHarness")
+def h(env):
+    """The FedCoinHarness: the libraries' internal functions exposed as views."""
+    return deploy_test_contract(env.w3, dev_accounts()[0], "FedCoinHarness")
 
 
 @st.composite
@@ -34,8 +39,7 @@ def reveal_sets(draw):
 
 @CHECK
 @given(reveal_sets())
-def test_weighted_mean_matches_solidity(env, case):
-    _, _, h = env
+def test_weighted_mean_matches_solidity(h, case):
     k, vecs, iters, cap = case
     abi = [("0x" + "00" * 20, i, t, v) for i, (t, v) in enumerate(zip(iters, vecs))]
     assert posap.weighted_mean(vecs, iters, cap, k=k) == list(h.functions.weightedMean(abi, k, cap).call())
@@ -45,13 +49,16 @@ def test_weighted_mean_matches_solidity(env, case):
 @given(st.integers(1, 10).flatmap(lambda k: st.tuples(st.lists(val, min_size=k, max_size=k),
                                                        st.lists(val, min_size=k, max_size=k))),
        st.sampled_from(posap.SUPPORTED_P), st.integers(0, 2**120))
-def test_p_distance_and_qualification_match_solidity(env, pair, p, d):
-    _, _, h = env
+def test_p_distance_and_qualification_match_solidity(h, pair, p, d):
     s, mean = pair
     dist = posap.p_distance(s, mean, p)
     assert dist == h.functions.distance(s, mean, p).call()
     assert posap.qualifies(dist, d, p) == h.functions.qualifies(dist, d, p).call()
-    assert posap.qualifies(dist, posap.p_distance(s, mean, p) if p != 2 else 0, p) == (p != 2 or dist == 0)
+    # the boundary on both sides: exactly D qualifies, one unit less does not (p = 2 compares Σd² with D²)
+    edge = math.isqrt(dist) + (0 if math.isqrt(dist) ** 2 == dist else 1) if p == 2 else dist
+    assert posap.qualifies(dist, edge, p) is True and h.functions.qualifies(dist, edge, p).call() is True
+    if edge > 0:
+        assert posap.qualifies(dist, edge - 1, p) is False and h.functions.qualifies(dist, edge - 1, p).call() is False
 
 
 @CHECK

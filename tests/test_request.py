@@ -1,4 +1,4 @@
-"""The requester (fedcoin/request.py, scripts/request.py) on a real Anvil: deposits through the
+"""The requester (fedcoin/roles/request.py, scripts/request.py) on a real Anvil: deposits through the
 CLI with a key from the environment or a keystore, --follow until the task completes, --status,
 `brownie run request`, and rejections that name the problem and move no funds."""
 
@@ -12,12 +12,13 @@ import time
 
 import pytest
 
-from fedcoin import request
+from fedcoin.roles import request
 from fedcoin.chain import FedCoin
-from fedcoin.deployment import record_deployment
-from fedcoin.devnet import dev_private_keys, free_port
-from fedcoin.keys import write_keystore
-from fedcoin.toolchain import ROOT
+from fedcoin.chain.deployment import record_deployment
+from fedcoin.dev.devnet import dev_private_keys, free_port
+from fedcoin.chain.keys import write_keystore
+from fedcoin.dev.toolchain import ROOT
+from conftest import chain_env
 from fedcoin_testkit import ETH, actors, default_params, revert, snapshot, vec, w3_for
 from round_driver import claim_all, finalize, play_round
 
@@ -25,22 +26,14 @@ P = default_params()
 KEY_VARS = ("FEDCOIN_PRIVATE_KEY", "FEDCOIN_KEYSTORE", "FEDCOIN_KEYSTORE_PASSWORD")
 
 
-@pytest.fixture(scope="module")
-def env(anvil):
-    w3 = w3_for(anvil)
-    a = actors(n_clients=3, n_miners=2)
-    fc = FedCoin.deploy(w3, a.requester, P)
-    return w3, fc, a
+env = chain_env(n_clients=3, n_miners=2, params=P)
 
 
 @pytest.fixture(autouse=True)
-def isolate(env, monkeypatch, tmp_path):
+def no_keys_in_the_environment(monkeypatch, tmp_path):
     for k in KEY_VARS:
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("FEDCOIN_HOME", str(tmp_path))
-    snap = snapshot(env[0])
-    yield
-    revert(env[0], snap)
 
 
 def requester_env(a) -> dict:
@@ -171,7 +164,7 @@ def test_follow_waits_for_the_task_and_prints_where_every_wei_went(env, anvil):
             proc.kill()
     assert proc.returncode == 0, (err, lines)
     assert any(ln.startswith("task 1: Completed") for ln in lines)
-    from fedcoin.accounting import format_line, task_accounting
+    from fedcoin.roles.accounting import format_line, task_accounting
 
     acc = task_accounting(fc, 1)
     assert acc.ok and acc.V == ETH and acc.clients_unclaimed == 0
@@ -192,7 +185,7 @@ def test_status_prints_the_accounting_of_an_existing_task(env, anvil, capsys):
 def test_brownie_run_request_deposits_from_environment_variables(env, anvil, monkeypatch, key_source):
     from eth_account import Account
 
-    from fedcoin.brownie_net import brownie_env, brownie_exe, brownie_lock, ensure_brownie_network
+    from fedcoin.dev.brownie_net import brownie_env, brownie_exe, brownie_lock, ensure_brownie_network
 
     w3, fc, a = env
     record_deployment(31337, fc.address)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedcoin import serialization as ser
-from fedcoin.models import Arch, init_params
+from fedcoin.ml import serialization as ser
+from fedcoin.ml.models import Arch, init_params
 
 import jax
 

@@ -7,16 +7,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fedcoin import fixedpoint as fp
+from fedcoin.protocol import fixedpoint as fp
 from fedcoin.chain import FedCoin
-from fedcoin.serialization import params_from_bytes, params_to_bytes
-from fedcoin.spec import parse
-from fedcoin.store import LocalStore, content_hash
+from fedcoin.ml.serialization import params_from_bytes, params_to_bytes
+from fedcoin.content.spec import parse
+from fedcoin.content.store import LocalStore, content_hash
 from fedcoin_testkit import ETH, advance, default_params, dev_accounts, revert, snapshot, w3_for
 from fl_server.data import load_digits
-from fl_server.fedavg import aggregate
+from fedcoin.chain import RoundStatus, TaskStatus
+from fedcoin.ml.fedavg import aggregate_all
 from fl_server.server import (
-    ROUND_PUBLISHED,
     FLServer,
     ServerConfig,
     ServerError,
@@ -52,7 +52,7 @@ class CrashAt(ServerHooks):
 
 
 @pytest.fixture(scope="module")
-def env(anvil, tmp_path_factory):
+def task_env(anvil, tmp_path_factory):
     w3 = w3_for(anvil)
     snap = snapshot(w3)
     acc = dev_accounts()
@@ -65,92 +65,92 @@ def env(anvil, tmp_path_factory):
     revert(w3, snap)
 
 
-def _server(env, hooks=None, config=CONFIG):
-    return FLServer(env["fc"].as_account(env["server"]), env["task"], env["clients"], env["store"], config,
-                    hooks=hooks, splits=env["splits"])
+def _server(task_env, hooks=None, config=CONFIG):
+    return FLServer(task_env["fc"].as_account(task_env["server"]), task_env["task"], task_env["clients"], task_env["store"], config,
+                    hooks=hooks, splits=task_env["splits"])
 
 
-def _registrations(env, rnd):
-    return [(e.args["client"], e.args["index"]) for e in env["fc"].registrations(env["task"], rnd)]
+def _registrations(task_env, rnd):
+    return [(e.args["client"], e.args["index"]) for e in task_env["fc"].registrations(task_env["task"], rnd)]
 
 
-def _mine_and_finalize(env, rnd):
+def _mine_and_finalize(task_env, rnd):
     """Play one honest miner so that the round settles and the task moves on."""
-    m = env["fc"].as_account(env["miner"])
-    values = fp.encode_vector([0.01] * len(env["clients"]))
-    _, salt = m.commit_vector(env["task"], rnd, values, 10)
-    advance(env["w3"], CONFIG.commit_window + 1)
-    m.reveal(env["task"], rnd, values, 10, salt)
-    advance(env["w3"], CONFIG.reveal_window + 1)
-    m.finalize(env["task"], rnd)
+    m = task_env["fc"].as_account(task_env["miner"])
+    values = fp.encode_vector([0.01] * len(task_env["clients"]))
+    _, salt = m.commit_vector(task_env["task"], rnd, values, 10)
+    advance(task_env["w3"], CONFIG.commit_window + 1)
+    m.reveal(task_env["task"], rnd, values, 10, salt)
+    advance(task_env["w3"], CONFIG.reveal_window + 1)
+    m.finalize(task_env["task"], rnd)
 
 
-def test_crash_mid_registration_then_resume_registers_each_client_once(env):
+def test_crash_mid_registration_then_resume_registers_each_client_once(task_env):
     with pytest.raises(SimulatedCrash):
-        _server(env, CrashAt(after_registrations=2)).run(wait=False)
-    assert len(_registrations(env, 0)) == 2
-    assert env["fc"].get_task(env["task"]).status == 2  # accepted before the crash
+        _server(task_env, CrashAt(after_registrations=2)).run(wait=False)
+    assert len(_registrations(task_env, 0)) == 2
+    assert task_env["fc"].get_task(task_env["task"]).status == 2  # accepted before the crash
 
-    summary = _server(env).run(wait=False)  # a fresh process: nothing remembered but chain + store
+    summary = _server(task_env).run(wait=False)  # a fresh process: nothing remembered but chain + store
     rep = summary.rounds[0]
     assert len(rep.registered_now) == 2 and len(rep.already_registered) == 2 and rep.published_now
-    regs = _registrations(env, 0)
-    assert sorted(c for c, _ in regs) == sorted(c.address for c in env["clients"])
+    regs = _registrations(task_env, 0)
+    assert sorted(c for c, _ in regs) == sorted(c.address for c in task_env["clients"])
     assert [i for _, i in regs] == [0, 1, 2, 3]
-    assert len(env["fc"].published_events(env["task"], 0)) == 1
+    assert len(task_env["fc"].published_events(task_env["task"], 0)) == 1
 
     # the published spec is in the store under its on-chain hash and lists exactly those updates
-    ev = env["fc"].published_events(env["task"], 0)[0]
-    spec = parse(env["store"].get(ev.args["specLocator"], bytes(ev.args["specHash"])))
+    ev = task_env["fc"].published_events(task_env["task"], 0)[0]
+    spec = parse(task_env["store"].get(ev.args["specLocator"], bytes(ev.args["specHash"])))
     assert [u.client for u in spec.updates] == [c for c, _ in regs]
-    assert spec.round == 0 and spec.task_id == env["task"] and spec.arch == "logreg-64-10"
-    assert env["fc"].get_round(env["task"], 0).spec_hash == spec.hash()
+    assert spec.round == 0 and spec.task_id == task_env["task"] and spec.arch == "logreg-64-10"
+    assert task_env["fc"].get_round(task_env["task"], 0).spec_hash == spec.hash()
 
 
-def test_resuming_a_published_round_publishes_nothing_again(env):
-    summary = _server(env).run(wait=False)
+def test_resuming_a_published_round_publishes_nothing_again(task_env):
+    summary = _server(task_env).run(wait=False)
     assert not summary.rounds[0].published_now and summary.rounds[0].registered_now == []
-    assert len(env["fc"].published_events(env["task"], 0)) == 1
-    assert len(_registrations(env, 0)) == 4
+    assert len(task_env["fc"].published_events(task_env["task"], 0)) == 1
+    assert len(_registrations(task_env, 0)) == 4
 
 
-def test_a_different_seed_is_refused_on_resume(env):
+def test_a_different_seed_is_refused_on_resume(task_env):
     with pytest.raises(ServerError, match="original"):
-        _server(env, config=ServerConfig(**{**CONFIG.__dict__, "seed": 1})).run(wait=False)
+        _server(task_env, config=ServerConfig(**{**CONFIG.__dict__, "seed": 1})).run(wait=False)
 
 
-def test_no_round_is_lost_across_a_crash_before_publication(env):
-    _mine_and_finalize(env, 0)
-    assert env["fc"].get_task(env["task"]).current_round == 1
+def test_no_round_is_lost_across_a_crash_before_publication(task_env):
+    _mine_and_finalize(task_env, 0)
+    assert task_env["fc"].get_task(task_env["task"]).current_round == 1
     with pytest.raises(SimulatedCrash):
-        _server(env, CrashAt(on_spec_stored=True)).run(wait=False)
-    assert len(_registrations(env, 1)) == 4 and env["fc"].published_events(env["task"], 1) == []
+        _server(task_env, CrashAt(on_spec_stored=True)).run(wait=False)
+    assert len(_registrations(task_env, 1)) == 4 and task_env["fc"].published_events(task_env["task"], 1) == []
 
-    rep = _server(env).run(wait=False).rounds[0]
+    rep = _server(task_env).run(wait=False).rounds[0]
     assert rep.round == 1 and rep.published_now and rep.registered_now == []
-    assert env["fc"].get_round(env["task"], 1).status == ROUND_PUBLISHED
+    assert task_env["fc"].get_round(task_env["task"], 1).status == RoundStatus.PUBLISHED
 
     # w_1 in round 1's spec is FedAvg of w_0 and round 0's registered updates, recomputed here
-    fc, store = env["fc"], env["store"]
-    spec0 = parse(store.get(fc.published_events(env["task"], 0)[0].args["specLocator"], fc.get_round(env["task"], 0).spec_hash))
-    spec1 = parse(store.get(rep.spec_locator, fc.get_round(env["task"], 1).spec_hash))
+    fc, store = task_env["fc"], task_env["store"]
+    spec0 = parse(store.get(fc.published_events(task_env["task"], 0)[0].args["specLocator"], fc.get_round(task_env["task"], 0).spec_hash))
+    spec1 = parse(store.get(rep.spec_locator, fc.get_round(task_env["task"], 1).spec_hash))
     w0 = {k: jnp.asarray(v) for k, v in params_from_bytes(store.get(spec0.global_model.locator, spec0.global_model.hash)).items()}
     deltas = [{k: jnp.asarray(v) for k, v in params_from_bytes(store.get(u.locator, u.hash)).items()} for u in spec0.updates]
-    w1 = aggregate(w0, deltas, jnp.asarray(spec0.n_k))
+    w1 = aggregate_all(w0, deltas, jnp.asarray(spec0.n_k))
     assert spec1.global_model.hash == "0x" + content_hash(params_to_bytes({k: np.asarray(v) for k, v in w1.items()})).hex()
 
 
-def test_the_server_finishes_the_task_when_rounds_settle(env):
-    _mine_and_finalize(env, 1)
-    summary = _server(env).run()  # nothing left to do: the task is complete
-    assert summary.rounds == [] and summary.task_status == 3
+def test_the_server_finishes_the_task_when_rounds_settle(task_env):
+    _mine_and_finalize(task_env, 1)
+    summary = _server(task_env).run()  # nothing left to do: the task is complete
+    assert summary.rounds == [] and summary.task_status == TaskStatus.COMPLETED
     assert summary.server_credit > 0
 
 
-def test_cli_runs_a_round_with_keys_from_the_environment(env, anvil, monkeypatch, tmp_path, capsys):
+def test_cli_runs_a_round_with_keys_from_the_environment(task_env, anvil, monkeypatch, tmp_path, capsys):
     from fedcoin.cli import main
 
-    fc = env["fc"]
+    fc = task_env["fc"]
     acc = dev_accounts()
     task = fc.create_task(acc[2].address, [a.address for a in acc[34:37]], 1, ETH).task_id
     monkeypatch.setenv("FEDCOIN_PRIVATE_KEY", acc[2].key.hex())

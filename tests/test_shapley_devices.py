@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np
     jax.config.update("jax_numpy_rank_promotion", "raise")
     jax.config.update("jax_numpy_dtype_promotion", "strict")
-    from fedcoin.utility import utility_jit
+    from fedcoin.ml.utility import utility_jit
     from miners.shapley import fl_game, paper_alg1, permutation_marginals, sample_permutations, coalition_table
     sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
     from shapley_fixtures import MLP_SMALL, make_round

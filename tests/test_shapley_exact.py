@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fedcoin.utility import utility_jit
+from fedcoin.ml.utility import utility_jit
 from miners.shapley import (
     additive_game,
     additive_shapley,

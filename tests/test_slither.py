@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fedcoin.toolchain import ROOT, solc_path
+from fedcoin.dev.toolchain import ROOT, solc_path
 
 
 def slither_exe() -> str:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from fedcoin import spec as specmod
-from fedcoin.spec import SpecError, build_spec, parse
-from fedcoin.store import content_hash
+from fedcoin.content import spec as specmod
+from fedcoin.content.spec import SpecError, build_spec, parse
+from fedcoin.content.store import content_hash
 
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 CLIENTS = ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fedcoin.store import (
+from fedcoin.content.store import (
     ContentIntegrityError,
     ContentNotFoundError,
     LocalStore,

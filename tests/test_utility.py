@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fedcoin.models import apply
-from fedcoin.utility import RoundGame, aggregate, coalition_coefficients, utility_jit
+from fedcoin.ml.models import apply
+from fedcoin.ml.utility import RoundGame, aggregate, game_coefficients, utility_jit
 from shapley_fixtures import LOGREG_SMALL, MLP_SMALL, make_round
 
 
@@ -52,14 +52,14 @@ def test_empty_coalition_is_worth_exactly_zero():
 
 def test_fedavg_weights_by_data_cost():
     game = make_round(LOGREG_SMALL, 3)
-    a = coalition_coefficients(game, jnp.array([True, False, True]))
+    a = game_coefficients(game, jnp.array([True, False, True]))
     n = np.asarray(game.n_k)
     np.testing.assert_allclose(np.asarray(a), [n[0] / (n[0] + n[2]), 0.0, n[2] / (n[0] + n[2])], rtol=1e-6)
 
 
 def test_grand_coalition_model_is_fedavg_of_all_updates():
     game = make_round(LOGREG_SMALL, 3)
-    agg = aggregate(game.params, game.updates, coalition_coefficients(game, jnp.ones(3, bool)))
+    agg = aggregate(game.params, game.updates, game_coefficients(game, jnp.ones(3, bool)))
     n = game.n_k / jnp.sum(game.n_k)
     expected = game.params["w0"] + jnp.einsum("k,kij->ij", n, game.updates["w0"])
     np.testing.assert_allclose(np.asarray(agg["w0"]), np.asarray(expected), atol=1e-6)

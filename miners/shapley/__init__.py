@@ -1,8 +1,8 @@
 """Shapley engine for PoSap miners: exact, the paper's Algorithm 1, and the fast Monte-Carlo path.
 
 The game
-    :class:`fedcoin.utility.RoundGame` holds one round as arrays (w_t, K stacked updates, n_k,
-    validation x/y, aggregation, metric); :func:`fedcoin.utility.utility` is the definition
+    :class:`fedcoin.ml.utility.RoundGame` holds one round as arrays (w_t, K stacked updates, n_k,
+    validation x/y, aggregation, metric); :func:`fedcoin.ml.utility.utility` is the definition
     v(C) = m(A(w_t, C)) − m(w_t). :func:`fl_game` turns a round into a :class:`Game` whose
     prefix values use the fast path. Any other utility enters through
     :func:`from_coalition_fn` (a batched ``masks [B, K] -> [B]`` function).

@@ -5,6 +5,9 @@ achieve alone. The cheap game
 
     u(C) = Σ_{k∈C} ω_k s_k / Σ_{k∈C} ω_k   (u(∅) = 0),   s_k = v({k}),
 
+(clients with s_k = 0 exactly take weight 0 in u, and u of a coalition of them only is 0: a
+null player of v is then a null player of u, and its estimate is exactly 0 in every sample)
+
 costs O(K) per permutation and tracks v closely along a permutation (the big first step, the
 dilution by each newcomer). Sampling v − u instead of v and adding u's Shapley values back
 (``offset``) keeps the estimator unbiased and removes most of its variance (docs/shapley.md
@@ -28,10 +31,26 @@ from miners.shapley.sampling import sample_blocks
 _CV_KEY = 0x5EED
 
 
+def _u_weights(omega: jax.Array, scores: jax.Array) -> jax.Array:
+    """ω_k where s_k ≠ 0, else 0: a client whose singleton value is exactly 0 is left out of u.
+
+    A null player of v has s_k = v({k}) = 0; with weight 0 it is a null player of u too, so its
+    sampled marginals of v − u are exactly 0 and its estimate stays exactly 0 (the null-player
+    axiom holds for every sample, not just on average). Other clients are unaffected.
+    """
+    return jnp.where(scores != 0, omega, jnp.zeros((), omega.dtype))
+
+
+def _safe_ratio(num: jax.Array, den: jax.Array) -> jax.Array:
+    """num / den, and 0 where den = 0 (u of a coalition of left-out clients only)."""
+    return jnp.where(den > 0, num / jnp.where(den > 0, den, jnp.ones((), den.dtype)), jnp.zeros((), num.dtype))
+
+
 def _u_prefix(omega: jax.Array, scores: jax.Array, perms: jax.Array) -> jax.Array:
     """u of every prefix of ``perms [P, K]`` → ``[P, K]``."""
-    w = omega[perms]
-    return jax.lax.associative_scan(jnp.add, w * scores[perms], axis=1) / jax.lax.associative_scan(jnp.add, w, axis=1)
+    w = _u_weights(omega, scores)[perms]
+    return _safe_ratio(jax.lax.associative_scan(jnp.add, w * scores[perms], axis=1),
+                       jax.lax.associative_scan(jnp.add, w, axis=1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +67,8 @@ class _CVCoalition:
 
     def __call__(self, data, masks):
         mf = masks.astype(jnp.float32)
-        tot = mf @ data["omega"]
-        u = (mf @ (data["omega"] * data["scores"])) / jnp.where(tot > 0, tot, jnp.ones((), jnp.float32))
+        w = _u_weights(data["omega"], data["scores"])
+        u = _safe_ratio(mf @ (w * data["scores"]), mf @ w)
         return self.inner(data["inner"], masks) - u
 
 
@@ -81,8 +100,8 @@ def weighted_mean_shapley(omega, scores, *, n_perms: int = 1 << 20) -> np.ndarra
     if K <= EXACT_OFFSET_MAX_K:
         from miners.shapley.exact import shapley_from_table
 
-        w = np.asarray(omega, np.float64)
         s = np.asarray(scores, np.float64)
+        w = np.where(s != 0, np.asarray(omega, np.float64), 0.0)  # as _u_weights
         ints = np.arange(1 << K)
         masks = ((ints[:, None] >> np.arange(K)[None, :]) & 1).astype(np.float64)
         tot = masks @ w

@@ -22,6 +22,7 @@ chunk of accumulators.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from typing import Sequence
 
 import jax
@@ -29,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from fedcoin.utility import RoundGame, aggregation_weights
+from fedcoin.ml.utility import RoundGame, aggregation_weights
 from miners.shapley.game import Game
 
 
@@ -176,6 +177,42 @@ class _CoalitionFn:
         return _over_rows(self.mesh, fn, data, masks)
 
 
+def _singleton_batch(cfg: _Config, data: dict, ks: jax.Array) -> jax.Array:
+    """v({k}) for clients ``ks [B]`` int32 → ``[B]`` float32, without the K-wide coalition mix.
+
+    A singleton's aggregate is w_t + Δ_k, so its pre-activations are z_t + D_k (D is ω-scaled:
+    divide by ω_k), O(B·H·c) per chunk instead of the coalition path's O(B·K·H·c).
+    """
+    inv = 1.0 / data["omega"][ks]  # [B]
+    layers = [(wt[None] + dwt[ks] * inv[:, None, None], b[None] + db[ks] * inv[:, None])
+              for wt, b, dwt, db in data["later"]]
+
+    def chunk(acc, xs):
+        dc, zc, oh, rw, base = xs
+        z = zc[None] + dc[ks] * inv[:, None, None]
+        rows = _row_metric(cfg, _finish_layers(cfg, z, layers), oh)
+        return acc + jnp.sum((rows - base[None]) * rw[None], axis=1), None
+
+    xs = (data["d"], data["z"], data["onehot"], data["row_w"], data["base"])
+    total, _ = jax.lax.scan(chunk, jnp.zeros(ks.shape, jnp.float32), xs)
+    return _value_from_rows(cfg, total, data["n"])
+
+
+@dataclasses.dataclass(frozen=True)
+class _SingletonFn:
+    cfg: _Config
+    mesh: Mesh | None = None
+
+    def __call__(self, data: dict, ks: jax.Array) -> jax.Array:
+        fn = lambda d, x: _batched(lambda b: _singleton_batch(self.cfg, d, b), self.cfg.coalition_batch, x)  # noqa: E731
+        return _over_rows(self.mesh, fn, data, ks)
+
+
+@partial(jax.jit, static_argnums=0)
+def _singletons(fn: _SingletonFn, data: dict, ks: jax.Array) -> jax.Array:
+    return fn(data, ks)
+
+
 @jax.jit
 def _first_layer(x_chunks: jax.Array, w0: jax.Array, b0: jax.Array, dw0: jax.Array, db0: jax.Array,
                  omega: jax.Array):
@@ -206,7 +243,7 @@ def fl_game(
     d1 = 200: 800 MB; this is the dominant memory), costing K·n·d0·d1 multiply-adds once.
 
     Args:
-        game: the round (:class:`fedcoin.utility.RoundGame`).
+        game: the round (:class:`fedcoin.ml.utility.RoundGame`).
         row_chunk: validation rows per chunk (padded rows carry weight 0). Pick it so
             ``perm_batch · d1 · row_chunk`` float32 accumulators stay in L2 cache.
         perm_batch: permutations evaluated together per chunk of D.
@@ -236,10 +273,21 @@ def fl_game(
     y = jnp.concatenate([game.y, jnp.zeros((pad,), jnp.int32)]) if pad else game.y
     row_w = (jnp.arange(n_chunks * c) < n).astype(jnp.float32).reshape(n_chunks, c)
     omega = aggregation_weights(game)
-    z, d = _first_layer(
-        x.reshape(n_chunks, c, -1), game.params["w0"], game.params["b0"], game.updates["w0"],
-        game.updates["b0"], omega,
-    )
+    mesh = Mesh(np.array(devices), ("rows",)) if n_dev > 1 else None
+    first = (game.params["w0"], game.params["b0"], game.updates["w0"], game.updates["b0"], omega)
+    x_chunks = x.reshape(n_chunks, c, -1)
+    if mesh is None:
+        z, d = _first_layer(x_chunks, *first)
+    else:
+        # each device computes its own row chunks of D, so D never exists whole on one device
+        # (K = 1000, 10,000 rows, H = 200: 8 GB, which a second copy would double)
+        per = n_chunks // n_dev
+        parts = [_first_layer(*jax.device_put((x_chunks[i * per:(i + 1) * per], *first), dev))
+                 for i, dev in enumerate(devices)]
+        rows = NamedSharding(mesh, PartitionSpec("rows"))
+        z, d = (jax.make_array_from_single_device_arrays((n_chunks, *parts[0][j].shape[1:]), rows,
+                                                         [p[j] for p in parts]) for j in (0, 1))
+        del parts
     later = []
     for i in range(1, arch.n_layers):
         later.append((
@@ -262,9 +310,7 @@ def fl_game(
         "later": later,
         "n": jnp.asarray(n, jnp.float32),
     }
-    mesh = None
-    if n_dev > 1:
-        mesh = Mesh(np.array(devices), ("rows",))
+    if mesh is not None:
         data = {
             k: jax.device_put(v, NamedSharding(mesh, PartitionSpec("rows") if k in _CHUNKED else PartitionSpec()))
             for k, v in data.items()
@@ -273,7 +319,8 @@ def fl_game(
     if control_variate:
         from miners.shapley.control import with_control_variate
 
-        out = with_control_variate(out, weights=omega)
+        scores = _singletons(_SingletonFn(cfg, mesh), data, jnp.arange(game.n_players, dtype=jnp.int32))
+        out = with_control_variate(out, weights=omega, scores=scores)
     return out
 
 

@@ -120,6 +120,33 @@ def merge(state: ShapleyState, samples: jax.Array, *, perms_per_block: int) -> S
     )
 
 
+def merge_states(a: ShapleyState, b: ShapleyState) -> ShapleyState:
+    """Two states of disjoint samples → the state of all of them (Chan et al., in float64).
+
+    The result is the same estimator with more samples: the running mean and M2 over the blocks
+    of both, and the summed counts. ``a`` and ``b`` must come from the same game and sampler
+    (same block size) and carry the same ``offset``. Host-side (NumPy), so it also merges states
+    fetched from other processes or machines (:mod:`miners.shapley.distributed`).
+
+    Returns:
+        A :class:`ShapleyState` on the default device.
+    """
+    na, nb = int(a.n_blocks), int(b.n_blocks)
+    if not np.array_equal(np.asarray(a.offset), np.asarray(b.offset)):
+        raise ValueError("cannot merge states with different offsets (different control variates)")
+    ma, mb = np.asarray(a.mean, np.float64), np.asarray(b.mean, np.float64)
+    n = na + nb
+    if n == 0:
+        mean, m2 = ma, np.asarray(a.m2, np.float64)
+    else:
+        delta = mb - ma
+        mean = ma + delta * (nb / n)
+        m2 = np.asarray(a.m2, np.float64) + np.asarray(b.m2, np.float64) + delta**2 * (na * nb / n)
+    cnt = lambda x, y: jnp.asarray(int(x) + int(y), jnp.int32)  # noqa: E731
+    return ShapleyState(jnp.asarray(mean, jnp.float32), jnp.asarray(m2, jnp.float32), cnt(a.n_blocks, b.n_blocks),
+                        cnt(a.n_perms, b.n_perms), cnt(a.n_evals, b.n_evals), jnp.array(a.offset, jnp.float32))
+
+
 @partial(jax.jit, static_argnames=("sampler", "n_blocks"), donate_argnames=("state",))
 def _step(game: Game, state: ShapleyState, key: jax.Array, sampler: str, n_blocks: int) -> ShapleyState:
     K = game.n_players

@@ -30,7 +30,7 @@ def paper_alg1(
 
     Args:
         utility: v of one coalition, ``mask [K] bool -> float`` (e.g.
-            ``lambda m: fedcoin.utility.utility_jit(game, m)``), with v(∅) = 0.
+            ``lambda m: fedcoin.ml.utility.utility_jit(game, m)``), with v(∅) = 0.
         n_players: K.
         key: PRNG key (keyword-only). The permutations are
             ``sample_permutations(n_iter, K, key=key)``, the same as the plain sampler's.

@@ -1,9 +1,9 @@
 """``fedcoin deploy``: deploy FedCoin to an RPC endpoint and record its address.
 
-The signing key comes from :mod:`fedcoin.keys` (a keystore file or ``$FEDCOIN_PRIVATE_KEY``),
+The signing key comes from :mod:`fedcoin.chain.keys` (a keystore file or ``$FEDCOIN_PRIVATE_KEY``),
 never from the command line. Constructor parameters default to
-:class:`fedcoin.deployment.DeployParams`; flags override single fields. The address is printed
-and recorded in ``$FEDCOIN_HOME/deployments/<chainId>.json`` (:mod:`fedcoin.deployment`).
+:class:`fedcoin.chain.deployment.DeployParams`; flags override single fields. The address is printed
+and recorded in ``$FEDCOIN_HOME/deployments/<chainId>.json`` (:mod:`fedcoin.chain.deployment`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import argparse
 import dataclasses
 import sys
 
-from .deployment import DeployParams, record_deployment
-from .keys import KeyLoadError, account_from_args, add_key_arguments
+from fedcoin.chain.deployment import DeployParams, record_deployment
+from fedcoin.chain.keys import KeyLoadError, account_from_args, add_key_arguments
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,7 @@ def params_from_args(args: argparse.Namespace) -> DeployParams:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .chain import ChainError, FedCoin, connect
+    from fedcoin.chain import ChainError, FedCoin, connect
 
     try:
         account = account_from_args(args)

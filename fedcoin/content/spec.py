@@ -28,9 +28,9 @@ whitespace, UTF-8, integers only (no floats anywhere, so no float formatting to 
 
 Meaning:
 
-* ``model``: the architecture id of :class:`fedcoin.models.Arch` and its parameter shapes
+* ``model``: the architecture id of :class:`fedcoin.ml.models.Arch` and its parameter shapes
   (redundant on purpose; the parser checks they agree). Blobs are safetensors of float32
-  (:mod:`fedcoin.serialization`).
+  (:mod:`fedcoin.ml.serialization`).
 * ``global_model``: w_t, the global parameters *before* the round.
 * ``updates``: in registration order (the order of the Shapley vector). Each update is
   Δ_k = w_k − w_t, client k's locally trained parameters minus w_t; ``n_k`` is its data cost
@@ -44,7 +44,7 @@ Meaning:
 * ``task``: binds the spec to one round of one task on one contract on one chain, so a spec
   cannot be replayed for another round.
 
-Hashes are ``0x`` + 64 lowercase hex digits (keccak256, :func:`fedcoin.store.content_hash`);
+Hashes are ``0x`` + 64 lowercase hex digits (keccak256, :func:`fedcoin.content.store.content_hash`);
 addresses are EIP-55 checksummed.
 """
 
@@ -54,13 +54,13 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from .models import Arch
-from .store import content_hash
+from fedcoin.ml.fedavg import DEFAULT_RULE, RULES
+from fedcoin.ml.models import Arch
+from fedcoin.ml.utility import METRICS
+from fedcoin.content.store import content_hash
 
 FORMAT = "fedcoin-task-spec"
 VERSION = 1
-AGGREGATIONS = ("fedavg-weighted", "fedavg-uniform")
-METRICS = ("neg_cross_entropy", "accuracy")
 
 _HASH = re.compile(r"^0x[0-9a-f]{64}$")
 _ADDR = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -134,7 +134,7 @@ class TaskSpec:
     updates: tuple[UpdateRef, ...]
     validation: BlobRef
     validation_n: int
-    aggregation: str = "fedavg-weighted"
+    aggregation: str = DEFAULT_RULE
     metric: str = "neg_cross_entropy"
     version: int = field(default=VERSION)
 
@@ -199,7 +199,7 @@ def build_spec(
     updates: list[tuple[str, bytes | str, str, int]],
     validation: tuple[bytes | str, str],
     validation_n: int,
-    aggregation: str = "fedavg-weighted",
+    aggregation: str = DEFAULT_RULE,
     metric: str = "neg_cross_entropy",
 ) -> TaskSpec:
     """Build (and validate) a spec from raw values.
@@ -329,8 +329,8 @@ def _validate(doc) -> None:
         _hash(u["hash"], f"{p}.hash")
         _str(u["locator"], f"{p}.locator")
         _int(u["n_k"], f"{p}.n_k", minimum=1)
-    if doc["aggregation"] not in AGGREGATIONS:
-        raise SpecError(f"spec.aggregation: expected one of {AGGREGATIONS}, got {doc['aggregation']!r}")
+    if doc["aggregation"] not in RULES:
+        raise SpecError(f"spec.aggregation: expected one of {RULES}, got {doc['aggregation']!r}")
     util = _obj(doc["utility"], "spec.utility", {"metric"})
     if util["metric"] not in METRICS:
         raise SpecError(f"spec.utility.metric: expected one of {METRICS}, got {util['metric']!r}")

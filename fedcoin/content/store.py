@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 from eth_hash.auto import keccak
 
-from .home import fedcoin_home
+from fedcoin.home import fedcoin_home
 
 LOCAL_SCHEME = "local:"
 IPFS_SCHEME = "ipfs://"

@@ -5,7 +5,7 @@
   ``fedcoin-local``) at an RPC URL by editing ``~/.brownie/network-config.yaml`` (brownie 1.22
   crashes on network settings in a project's brownie-config, so they cannot live there);
 * :func:`brownie_deploy` — runs ``brownie run deploy --network NAME`` and returns the address
-  it recorded (:mod:`fedcoin.deployment`).
+  it recorded (:mod:`fedcoin.chain.deployment`).
 
 Both hold an exclusive file lock while the network entry is rewritten and used, so two
 demos or tests on one machine never deploy to each other's Anvil.
@@ -20,11 +20,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .deployment import deployed_address
-from .toolchain import ROOT, solcx_dir
+from fedcoin.chain.deployment import deployed_address
+from fedcoin.dev.toolchain import ROOT, solcx_dir
 
 NETWORK_ID = "fedcoin-local"
-ANVIL_CHAIN_ID = 31337
+from fedcoin.protocol.constants import ANVIL_CHAIN_ID
 
 
 def brownie_exe() -> str:
@@ -87,7 +87,7 @@ def forget_brownie_deployments(chain_id: int) -> None:
 
     brownie reloads that record whenever it connects to a live network and aborts when a
     contract is missing, which is always the case on a fresh Anvil. Our record of addresses is
-    :mod:`fedcoin.deployment`; brownie's is a cache, cleared only for Anvil's chain id.
+    :mod:`fedcoin.chain.deployment`; brownie's is a cache, cleared only for Anvil's chain id.
     """
     import json
     import shutil
@@ -103,7 +103,7 @@ def forget_brownie_deployments(chain_id: int) -> None:
 
 def brownie_deploy(url: str, *, network_id: str = NETWORK_ID, timeout: float = 900) -> str:
     """``brownie run deploy --network network_id`` against ``url``; return the recorded address."""
-    from .chain import connect
+    from fedcoin.chain import connect
 
     chain_id = connect(url).eth.chain_id
     with brownie_lock():

@@ -8,21 +8,21 @@ events of the winning attempt, ``RoundFinalized`` and the task's prices, then ch
 =================  =========================================================================
 ``event``          exactly one ``PoSapBlock`` event for the height, equal to ``getBlock``
 ``prev_hash``      the record's prevHash is the previous record's hash (zero at height 0)
-``record_hash``    :func:`fedcoin.posap.record_hash` of the fields equals the stored hash
+``record_hash``    :func:`fedcoin.protocol.posap.record_hash` of the fields equals the stored hash
 ``difficulty``     D is the published D relaxed (doubled, capped) once per re-open
 ``clients``        registrations (``UpdateRegistered``, by index) hash to the round's
                    registration accumulator
 ``reveals``        the winning attempt's ``Revealed`` vectors hash to its reveal accumulator
                    (no reveal missing, added or altered)
-``mean``           the iteration-weighted mean S̄ (:func:`fedcoin.posap.weighted_mean`, iterations
+``mean``           the iteration-weighted mean S̄ (:func:`fedcoin.protocol.posap.weighted_mean`, iterations
                    capped at ``maxIterations``) equals ``RoundFinalized.mean``
 ``mean_hash``      vectorHash(S̄) equals the record's meanHash
 ``winner``         the earliest-committing qualifier (‖S − S̄‖_p ≤ D) is the record's winner
 ``winner_hash``    vectorHash(winner's S) equals the record's winnerHash
-``prices``         :func:`fedcoin.posap.round_prices` from the task's V, R and split equals
+``prices``         :func:`fedcoin.protocol.posap.round_prices` from the task's V, R and split equals
                    the ``roundPrices`` view
-``amounts``        :func:`fedcoin.posap.client_payouts` equals ``RoundFinalized.amounts``
-``payouts_root``   the payout Merkle root (:mod:`fedcoin.merkle`) equals the record's (and the
+``amounts``        :func:`fedcoin.protocol.posap.client_payouts` equals ``RoundFinalized.amounts``
+``payouts_root``   the payout Merkle root (:mod:`fedcoin.protocol.merkle`) equals the record's (and the
                    event's) payoutsRoot
 =================  =========================================================================
 
@@ -38,9 +38,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from . import posap
-from .commitment import registration_accumulator, reveal_accumulator, vector_hash
-from .merkle import ZERO32, payout_tree
+from fedcoin.protocol import posap
+from fedcoin.protocol.commitment import registration_accumulator, reveal_accumulator, vector_hash
+from fedcoin.protocol.merkle import ZERO_HASH, payout_tree
 
 
 @dataclass(frozen=True)
@@ -247,7 +247,7 @@ def check_block(b: BlockEvidence, prev_hash: bytes, cap: int) -> None:
     _expect("prices", prices, tuple(b.prices))
     amounts, _refund = posap.client_payouts(prices[0], mean)
     _expect("amounts", amounts, list(b.finalized["amounts"]))
-    root = payout_tree(rec.task_id, rec.round, b.clients, amounts).root if any(m > 0 for m in mean) else ZERO32
+    root = payout_tree(rec.task_id, rec.round, b.clients, amounts).root if any(m > 0 for m in mean) else ZERO_HASH
     _expect("payouts_root", root, rec.payouts_root)
     _expect("event.RoundFinalized.payoutsRoot", root, b.finalized["payoutsRoot"])
 
@@ -276,7 +276,7 @@ def check_difficulty(inputs: AuditInputs, n: int) -> None:
 
 def check_chain(inputs: AuditInputs) -> AuditResult:
     """Check every block in height order; the result names the first broken link."""
-    prev = ZERO32
+    prev = ZERO_HASH
     if len(inputs.blocks) != inputs.block_count:
         return AuditResult(0, AuditFailure(None, None, None, "block_count", inputs.block_count, len(inputs.blocks)))
     for n, b in enumerate(inputs.blocks):
@@ -303,11 +303,11 @@ def audit(fc) -> AuditResult:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rpc", default="http://127.0.0.1:8545", help="JSON-RPC URL (default %(default)s)")
     parser.add_argument("--contract", default=None,
-                        help="FedCoin address (default: the deployment recorded for the chain, fedcoin.deployment)")
+                        help="FedCoin address (default: the deployment recorded for the chain, fedcoin.chain.deployment)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from .chain import ChainError, RPCUnavailable, open_fedcoin
+    from fedcoin.chain import ChainError, RPCUnavailable, open_fedcoin
 
     try:
         result = audit(open_fedcoin(args.rpc, args.contract))

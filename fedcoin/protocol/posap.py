@@ -5,7 +5,7 @@ Solidity's round-toward-zero division), so miners can predict the outcome and th
 command can re-derive every winner, payout and PoSap block record from events. The tests
 diff these functions against the deployed contract on random inputs.
 
-Fixed point: int256 with 18 decimals (:mod:`fedcoin.fixedpoint`). Distances:
+Fixed point: int256 with 18 decimals (:mod:`fedcoin.protocol.fixedpoint`). Distances:
 ``p = 1`` → Σ|d|, ``p = 2`` → Σd² (compared with D², no square root), ``p = P_INF (255)`` → max|d|.
 
 Examples:
@@ -23,9 +23,9 @@ from typing import Sequence
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from .commitment import vector_hash
-from .fixedpoint import div_trunc
-from .merkle import ZERO32, payout_tree
+from fedcoin.protocol.commitment import vector_hash
+from fedcoin.protocol.fixedpoint import div_trunc
+from fedcoin.protocol.merkle import ZERO_HASH, payout_tree
 
 #: Code of p = infinity (``PDistance.P_INF``).
 P_INF = 255
@@ -208,9 +208,9 @@ class Settlement:
     winner_index: int | None
     amounts: list[int] = field(default_factory=list)
     refund: int = 0
-    payouts_root: bytes = ZERO32
-    mean_hash: bytes = ZERO32
-    winner_hash: bytes = ZERO32
+    payouts_root: bytes = ZERO_HASH
+    mean_hash: bytes = ZERO_HASH
+    winner_hash: bytes = ZERO_HASH
     train: int = 0
     com: int = 0
     sap: int = 0
@@ -245,7 +245,7 @@ def settle(
         return Settlement(mean=mean, winner=None, winner_index=None)
     train, com, sap = round_prices(budget, rounds, round, split)
     amounts, refund = client_payouts(train, mean)
-    root = payout_tree(task_id, round, clients, amounts).root if any(m > 0 for m in mean) else ZERO32
+    root = payout_tree(task_id, round, clients, amounts).root if any(m > 0 for m in mean) else ZERO_HASH
     return Settlement(
         mean=mean, winner=reveals[idx].miner, winner_index=idx, amounts=amounts, refund=refund,
         payouts_root=root, mean_hash=vector_hash(mean), winner_hash=vector_hash(reveals[idx].values),

@@ -17,7 +17,7 @@ from pathlib import Path
 #: The one Solidity version the project compiles with (also pinned in package.json).
 SOLC_VERSION = "0.8.28"
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class ToolchainError(RuntimeError):
@@ -82,5 +82,5 @@ def anvil_path() -> str:
     raise ToolchainError("anvil not found: run `npm ci` (package @foundry-rs/anvil) or set FEDCOIN_ANVIL")
 
 
-if __name__ == "__main__":  # `python -m fedcoin.toolchain` installs the launcher
+if __name__ == "__main__":  # `python -m fedcoin.dev.toolchain` installs the launcher
     print(install_solc_launcher())

@@ -1,6 +1,6 @@
 """``fedcoin request``: deposit a budget V for a new FedCoin task, follow it, print where every wei went.
 
-Create a task (the requester's key comes from :mod:`fedcoin.keys` — a keystore file or
+Create a task (the requester's key comes from :mod:`fedcoin.chain.keys` — a keystore file or
 ``$FEDCOIN_PRIVATE_KEY`` — never from the command line)::
 
     fedcoin request --rpc http://127.0.0.1:8545 --server 0xSERVER --clients 0xA,0xB,0xC \\
@@ -9,9 +9,9 @@ Create a task (the requester's key comes from :mod:`fedcoin.keys` — a keystore
 ``--clients`` takes a comma list or ``@FILE`` (addresses separated by commas or newlines,
 ``#`` comments). ``--value`` takes wei (``1500000000000000000``) or a unit (``1.5ether``,
 ``20gwei``). ``--contract`` defaults to the deployment recorded for the chain
-(:mod:`fedcoin.deployment`). ``--follow`` polls until the task is Completed or Refunded,
+(:mod:`fedcoin.chain.deployment`). ``--follow`` polls until the task is Completed or Refunded,
 printing a progress line whenever something changes, then prints the accounting
-(:mod:`fedcoin.accounting`). ``fedcoin request --status --task N`` prints it for an existing task.
+(:mod:`fedcoin.roles.accounting`). ``fedcoin request --status --task N`` prints it for an existing task.
 
 Every input is checked before anything is sent, so a rejected request moves no funds and
 costs no gas: malformed or zero addresses, duplicate clients, the requester or the server
@@ -34,8 +34,9 @@ from typing import Mapping, Sequence, TextIO
 
 from eth_utils import is_checksum_address, is_checksum_formatted_address, is_hex_address, to_checksum_address
 
-from .keys import KeyLoadError, account_from_args, add_key_arguments
-from .posap import BPS, DEFAULT_SPLIT
+from fedcoin.chain.keys import KeyLoadError, account_from_args, add_key_arguments
+from fedcoin.chain.types import RoundStatus, TaskStatus
+from fedcoin.protocol.posap import BPS, DEFAULT_SPLIT
 
 ZERO_ADDRESS = "0x" + "00" * 20
 MAX_CLIENTS = 1024  # FedCoin.MAX_CLIENTS
@@ -187,14 +188,12 @@ def create_request(fc, spec: RequestSpec):
 
 def progress_line(fc, task_id: int) -> str:
     """One line saying where the task stands (status, round, attempt, commits, escrow)."""
-    from .chain import ROUND_STATUS, TASK_STATUS
-
     t = fc.get_task(task_id)
-    line = f"task {task_id}: {TASK_STATUS[t.status]}"
-    if t.status == 2:  # Accepted
+    line = f"task {task_id}: {t.status.name.capitalize()}"
+    if t.status == TaskStatus.ACCEPTED:
         r = fc.get_round(task_id, t.current_round)
-        line += f", round {t.current_round + 1}/{t.rounds} {ROUND_STATUS[r.status]}"
-        if r.status == 0:
+        line += f", round {t.current_round + 1}/{t.rounds} {r.status.name.capitalize()}"
+        if r.status == RoundStatus.OPEN:
             line += f" ({r.registered} of {t.client_count} updates registered)"
         else:
             line += (f" attempt {r.attempt}, {r.commit_count} commits, {r.reveal_count} reveals, "
@@ -216,7 +215,7 @@ def follow(fc, task_id: int, *, poll: float = 2.0, timeout: float | None = None,
         if line != last:
             print(line, file=out, flush=True)
             last = line
-        if fc.get_task(task_id).status in (3, 4):
+        if fc.get_task(task_id).status in (TaskStatus.COMPLETED, TaskStatus.REFUNDED):
             return True
         if deadline is not None and time.monotonic() >= deadline:
             return False
@@ -225,7 +224,7 @@ def follow(fc, task_id: int, *, poll: float = 2.0, timeout: float | None = None,
 
 def print_status(fc, task_id: int, out: TextIO | None = None) -> bool:
     """Print the payout table (if any round finalized) and the accounting; True if it balances."""
-    from .accounting import format_payout_table, format_report, payout_table, task_accounting
+    from fedcoin.roles.accounting import format_payout_table, format_report, payout_table, task_accounting
 
     out = out or sys.stdout
     rows = payout_table(fc, task_id)
@@ -264,7 +263,7 @@ def _fail(msg: str, code: int = 2) -> int:
 
 def _contract(args: argparse.Namespace):
     """(FedCoin read-only, w3) for args.rpc/args.contract; raises RequestError/RPCUnavailable."""
-    from .chain import open_fedcoin
+    from fedcoin.chain import open_fedcoin
 
     address = parse_address(args.contract, "--contract") if args.contract else None
     try:
@@ -275,7 +274,7 @@ def _contract(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from .chain import ContractRevert, RPCUnavailable
+    from fedcoin.chain import ContractRevert, RPCUnavailable
 
     if args.status:
         if args.task is None:
@@ -337,7 +336,7 @@ def argv_from_env(environ: Mapping[str, str], rpc: str) -> list[str]:
     """The ``fedcoin request`` arguments that the ``FEDCOIN_*`` variables stand for (:data:`ENV_VARS`).
 
     ``FEDCOIN_FOLLOW=1`` adds ``--follow``; ``FEDCOIN_STATUS=1`` (with ``FEDCOIN_TASK``) ``--status``.
-    Keys still come from ``$FEDCOIN_PRIVATE_KEY`` / ``$FEDCOIN_KEYSTORE`` (:mod:`fedcoin.keys`).
+    Keys still come from ``$FEDCOIN_PRIVATE_KEY`` / ``$FEDCOIN_KEYSTORE`` (:mod:`fedcoin.chain.keys`).
     """
     argv = ["--rpc", rpc]
     for var, flag in ENV_VARS.items():

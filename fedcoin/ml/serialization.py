@@ -132,7 +132,7 @@ def params_to_bytes(params: Mapping[str, object]) -> bytes:
 
 
 def params_from_bytes(data: bytes, arch=None) -> dict[str, np.ndarray]:
-    """Safetensors bytes -> parameters; with ``arch`` (a :class:`fedcoin.models.Arch`) the
+    """Safetensors bytes -> parameters; with ``arch`` (a :class:`fedcoin.ml.models.Arch`) the
     names and shapes must match ``arch.shapes()`` exactly."""
     return loads(data, expected_shapes=arch.shapes() if arch is not None else None)
 

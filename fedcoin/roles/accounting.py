@@ -46,15 +46,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from . import fixedpoint
-from .chain import TASK_STATUS, ChainError, FedCoin
-
-#: ``FedCoin.CreditReason``.
-BOND_RETURNED, COM_PRICE, SAP_PRICE, REFUND = 0, 1, 2, 3
-#: ``FedCoin.RoundStatus``.
-ROUND_OPEN, ROUND_PUBLISHED, ROUND_FINALIZED, ROUND_ABANDONED = 0, 1, 2, 3
-#: ``FedCoin.TaskStatus``.
-TASK_CREATED, TASK_ACCEPTED, TASK_COMPLETED, TASK_REFUNDED = 1, 2, 3, 4
+from fedcoin.protocol import fixedpoint
+from fedcoin.chain import ChainError, CreditReason, FedCoin, RoundStatus, TaskStatus
 
 
 @dataclass(frozen=True)
@@ -134,7 +127,7 @@ class PayoutRow:
 def _forfeited_bonds(fc: FedCoin, task_id: int, rnd: int, status: int, attempt: int, upto: int) -> int:
     """Bonds of commitments never revealed in the round's ended attempts (from events)."""
     revealed = {(e.args["attempt"], e.args["miner"]) for e in fc.revealed_events(task_id, rnd, to_block=upto)}
-    ended = lambda a: a < attempt or status in (ROUND_FINALIZED, ROUND_ABANDONED)  # noqa: E731
+    ended = lambda a: a < attempt or status in (RoundStatus.FINALIZED, RoundStatus.ABANDONED)  # noqa: E731
     return sum(e.args["bond"] for e in fc.committed_events(task_id, rnd, to_block=upto)
                if ended(e.args["attempt"]) and (e.args["attempt"], e.args["miner"]) not in revealed)
 
@@ -149,9 +142,9 @@ def task_accounting(fc: FedCoin, task_id: int, *, attempts: int = 10) -> Account
         ChainError: the task does not exist, or the chain never stood still long enough.
     """
     for _ in range(attempts):
-        start = fc._rpc(lambda: fc.w3.eth.block_number, "eth_blockNumber")
+        start = fc.tx.rpc(lambda: fc.w3.eth.block_number, "eth_blockNumber")
         acc = _read_accounting(fc, task_id, start)
-        if fc._rpc(lambda: fc.w3.eth.block_number, "eth_blockNumber") == start:
+        if fc.tx.rpc(lambda: fc.w3.eth.block_number, "eth_blockNumber") == start:
             return acc
     raise ChainError(f"task {task_id}: blocks kept arriving while reading the accounting ({attempts} tries)")
 
@@ -159,29 +152,29 @@ def task_accounting(fc: FedCoin, task_id: int, *, attempts: int = 10) -> Account
 def _read_accounting(fc: FedCoin, task_id: int, upto: int) -> Accounting:
     """One reading: views at the latest block, events up to block ``upto``."""
     t = fc.get_task(task_id)
-    if t.status == 0:
+    if t.status == TaskStatus.NONE:
         raise ChainError(f"task {task_id} does not exist on {fc.address} (taskCount is {fc.task_count()})")
     mism: list[str] = []
 
     # ---- views: which rounds settled and at what prices
     rounds = [fc.get_round(task_id, r) for r in range(t.rounds)]
     prices = [fc.round_prices(task_id, r) for r in range(t.rounds)]
-    fin = [r for r, ri in enumerate(rounds) if ri.status == ROUND_FINALIZED]
-    ab = [r for r, ri in enumerate(rounds) if ri.status == ROUND_ABANDONED]
+    fin = [r for r, ri in enumerate(rounds) if ri.status == RoundStatus.FINALIZED]
+    ab = [r for r, ri in enumerate(rounds) if ri.status == RoundStatus.ABANDONED]
     forfeited = {r: _forfeited_bonds(fc, task_id, r, ri.status, ri.attempt, upto) for r, ri in enumerate(rounds)}
     forfeit_miners = sum(forfeited[r] for r in fin)
     forfeit_requester = sum(forfeited[r] for r in ab)
 
     # ---- events: what each party was credited / allocated
-    credited = {BOND_RETURNED: 0, COM_PRICE: 0, SAP_PRICE: 0, REFUND: 0}
+    credited = {CreditReason.BOND_RETURNED: 0, CreditReason.COM_PRICE: 0, CreditReason.SAP_PRICE: 0, CreditReason.REFUND: 0}
     for e in fc.credited_events(task_id=task_id, to_block=upto):
         credited[int(e.args["reason"])] += e.args["amount"]
     finalized_evs = fc.finalized_events(task_id, to_block=upto)
     clients = sum(sum(e.args["amounts"]) for e in finalized_evs)
     claimed = sum(e.args["amount"] for e in fc.claimed_events(task_id, to_block=upto))
-    server = credited[COM_PRICE]
-    miners = credited[SAP_PRICE] - forfeit_miners
-    refunded = credited[REFUND] - forfeit_requester
+    server = credited[CreditReason.COM_PRICE]
+    miners = credited[CreditReason.SAP_PRICE] - forfeit_miners
+    refunded = credited[CreditReason.REFUND] - forfeit_requester
 
     # ---- cross-checks
     def check(what: str, from_views: int, from_events: int) -> None:
@@ -199,10 +192,10 @@ def _read_accounting(fc: FedCoin, task_id: int, upto: int) -> Accounting:
     settled = sum(sum(prices[r]) for r in fin + ab)
     check("escrow (V − settled round prices − refunded escrow)", t.escrow, t.budget - settled - task_refund)
     check("bonds held", t.bonds, sum(e.args["bond"] for e in fc.committed_events(task_id, to_block=upto))
-          - credited[BOND_RETURNED] - forfeit_miners - forfeit_requester)
+          - credited[CreditReason.BOND_RETURNED] - forfeit_miners - forfeit_requester)
 
     return Accounting(
-        task_id=task_id, status=TASK_STATUS[t.status], rounds=t.rounds, finalized=len(fin), abandoned=len(ab),
+        task_id=task_id, status=t.status.name.capitalize(), rounds=t.rounds, finalized=len(fin), abandoned=len(ab),
         V=t.budget, clients=clients, clients_claimed=claimed, clients_unclaimed=clients - claimed,
         server=server, miners=miners, refunded=refunded, escrowed=t.escrow,
         bonds_forfeited_to_miners=forfeit_miners, bonds_forfeited_to_requester=forfeit_requester,

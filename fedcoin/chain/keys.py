@@ -101,3 +101,19 @@ def write_keystore(account: LocalAccount, path: str | os.PathLike, password: str
     with os.fdopen(fd, "w") as f:
         json.dump(data, f)
     return path
+
+
+#: Anvil's public development mnemonic: its keys are known to everyone, so they are for the
+#: local dev chain (:data:`fedcoin.protocol.constants.ANVIL_CHAIN_ID`) only.
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def dev_private_keys(n: int) -> list[str]:
+    """The first ``n`` private keys of Anvil's development mnemonic (hex, 0x-prefixed)."""
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    return [
+        Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key.to_0x_hex()
+        for i in range(n)
+    ]

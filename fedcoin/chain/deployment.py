@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .home import fedcoin_home
+from fedcoin.home import fedcoin_home
 
 CONTRACT_NAME = "FedCoin"
 

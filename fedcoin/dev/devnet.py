@@ -14,13 +14,12 @@ import urllib.request
 import json
 from dataclasses import dataclass, field
 
-from .toolchain import anvil_path
+from fedcoin.dev.toolchain import anvil_path
 
 #: Anvil's public development mnemonic (printed by every Anvil on start; not a secret).
-ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 
 #: EIP-7825's per-transaction gas cap, enforced with ``--enable-tx-gas-limit``.
-TX_GAS_CAP = 16_777_216
+from fedcoin.chain.keys import ANVIL_MNEMONIC, dev_private_keys  # noqa: F401 - the node and its keys
 
 
 def free_port() -> int:
@@ -126,14 +125,3 @@ class Anvil:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def dev_private_keys(n: int) -> list[str]:
-    """The first ``n`` private keys of Anvil's development mnemonic (hex, 0x-prefixed)."""
-    from eth_account import Account
-
-    Account.enable_unaudited_hdwallet_features()
-    return [
-        Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key.to_0x_hex()
-        for i in range(n)
-    ]

@@ -2,7 +2,7 @@
 
 The artifacts (ABI + bytecode) live in ``fedcoin/artifacts/`` so that a miner installed with
 pip needs neither Node nor a compiler. ``tests/test_artifacts.py`` fails if they drift from a
-fresh compile. Run ``python -m fedcoin.build`` (``make artifacts``) after editing a contract.
+fresh compile. Run ``python -m fedcoin.dev.build`` (``make artifacts``) after editing a contract.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import json
 import sys
 from pathlib import Path
 
-from .toolchain import ROOT, SOLC_VERSION, solc_path
+from fedcoin.chain.artifact import ARTIFACTS_DIR
+from fedcoin.dev.toolchain import ROOT, SOLC_VERSION, solc_path
 
 CONTRACTS_DIR = ROOT / "contracts"
-ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 
 #: The contracts whose artifacts ship in the package. Test-only contracts live under
 #: ``contracts/test/`` (a reentrancy attacker, a harness exposing library functions): the
@@ -89,14 +89,6 @@ def write_artifacts(artifacts: dict[str, dict], out_dir: Path = ARTIFACTS_DIR) -
         path.write_text(json.dumps(art, indent=1, sort_keys=True) + "\n")
         written.append(path)
     return written
-
-
-def load_artifact(name: str) -> dict:
-    """The shipped artifact of contract ``name`` (ABI and bytecode)."""
-    path = ARTIFACTS_DIR / f"{name}.json"
-    if not path.exists():
-        raise FileNotFoundError(f"no shipped artifact {path}; run `python -m fedcoin.build`")
-    return json.loads(path.read_text())
 
 
 def main() -> int:

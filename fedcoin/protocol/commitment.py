@@ -22,9 +22,9 @@ from typing import Iterable, Sequence
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_canonical_address
 
-from .fixedpoint import check_vector
+from fedcoin.protocol.fixedpoint import check_vector
 
-ZERO32 = b"\x00" * 32
+from fedcoin.protocol.constants import ZERO_HASH
 
 
 def _b32(x: bytes | str) -> bytes:
@@ -57,7 +57,7 @@ def commitment_hash(
         contract: the FedCoin contract address.
         task_id, round: the round being mined.
         miner: the committing account (``msg.sender`` of the later reveal).
-        values: S as fixed-point ints (see :mod:`fedcoin.fixedpoint`), registration order.
+        values: S as fixed-point ints (see :mod:`fedcoin.protocol.fixedpoint`), registration order.
         iterations: the sample count to be revealed.
         salt: 32 secret bytes.
     """
@@ -84,7 +84,7 @@ def reveal_link(prev: bytes, miner: str, seq: int, iterations: int, vhash: bytes
 
 def reveal_accumulator(reveals: Iterable[tuple[str, int, int, Sequence[int]]]) -> bytes:
     """The rolling reveal hash after ``reveals`` = [(miner, seq, iterations, values), ...]."""
-    acc = ZERO32
+    acc = ZERO_HASH
     for miner, seq, iterations, values in reveals:
         acc = reveal_link(acc, miner, seq, iterations, vector_hash(values))
     return acc
@@ -97,7 +97,7 @@ def registration_link(prev: bytes, client: str) -> bytes:
 
 def registration_accumulator(clients: Iterable[str]) -> bytes:
     """The rolling registration hash of ``clients`` in registration order."""
-    acc = ZERO32
+    acc = ZERO_HASH
     for c in clients:
         acc = registration_link(acc, c)
     return acc

@@ -3,7 +3,7 @@
 With no arguments it:
 
 1. starts Anvil on a free loopback port (or uses ``--rpc``) and deploys FedCoin with
-   ``brownie run deploy`` (:mod:`fedcoin.brownie_net`);
+   ``brownie run deploy`` (:mod:`fedcoin.dev.brownie_net`);
 2. funds the roles from Anvil's development accounts: a requester, a server, K clients
    (default 20, quality types T0…T9 as in the paper) and M miners (default 2);
 3. the requester deposits V for a task of R rounds (default 1) split 7:1:2;
@@ -108,7 +108,7 @@ def plot_by_type(rows, types: dict[str, int], path: Path) -> Path:
 
 
 def format_blocks(fc) -> str:
-    from . import fixedpoint
+    from fedcoin.protocol import fixedpoint
 
     lines = ["height task round winner       D         S̄ hash     winner S hash  prev record  payouts root"]
     for h in range(fc.block_count()):
@@ -121,14 +121,14 @@ def format_blocks(fc) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .accounting import format_line, format_payout_table, payout_table, task_accounting
-    from .audit import audit
-    from .brownie_net import brownie_deploy
-    from .chain import FedCoin, connect
-    from .deployment import DeployParams
-    from .home import fedcoin_home
-    from .devnet import Anvil, dev_private_keys
-    from .store import LocalStore
+    from fedcoin.roles.accounting import format_line, format_payout_table, payout_table, task_accounting
+    from fedcoin.roles.audit import audit
+    from fedcoin.dev.brownie_net import brownie_deploy
+    from fedcoin.chain import FedCoin, connect
+    from fedcoin.chain.deployment import DeployParams
+    from fedcoin.home import fedcoin_home
+    from fedcoin.dev.devnet import Anvil, dev_private_keys
+    from fedcoin.content.store import LocalStore
     from eth_account import Account
 
     if args.clients < 1 or args.miners < 1 or args.rounds < 1:
@@ -241,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fedcoin.demo", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m fedcoin.dev.demo", description=__doc__.splitlines()[0])
     configure(p)
     return run(p.parse_args(argv))
 

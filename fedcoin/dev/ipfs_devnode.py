@@ -11,7 +11,7 @@ only on an HTTP RPC port on 127.0.0.1, and it never dials out:
 
 js-ipfs 0.66 needs ``"overrides": {"mortice": "3.1.0"}`` in package.json on Node 20 (newer
 mortice uses ``Promise.withResolvers``). Its RPC API is Kubo-compatible for what FedCoin uses
-(``add``, ``cat``, ``version``), so :class:`fedcoin.store.IPFSStore` talks to it unchanged.
+(``add``, ``cat``, ``version``), so :class:`fedcoin.content.store.IPFSStore` talks to it unchanged.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .devnet import free_port, http_ok, terminate, wait_ready
+from fedcoin.dev.devnet import free_port, http_ok, terminate, wait_ready
 
 
 def jsipfs_path() -> str:
     """The ``jsipfs`` launcher from ``node_modules/.bin`` (or PATH)."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     local = repo / "node_modules" / ".bin" / "jsipfs"
     if local.exists():
         return str(local)
@@ -69,7 +69,7 @@ class JsIpfsNode:
     """An offline js-ipfs daemon; use as a context manager or call :meth:`stop`.
 
     Attributes:
-        url: the RPC URL (``http://127.0.0.1:<port>``) for :class:`fedcoin.store.IPFSStore`.
+        url: the RPC URL (``http://127.0.0.1:<port>``) for :class:`fedcoin.content.store.IPFSStore`.
         pid: the daemon's process id (to inspect its sockets).
     """
 

@@ -4,25 +4,21 @@ For a coalition C of the round's K clients,
 
     v(C) = m(A(w_t, {Δ_k : k ∈ C})) − m(w_t),        v(∅) = 0,
 
-where w_t is the global model before the round, Δ_k client k's update, and
-
-    A(w_t, C) = w_t + Σ_{k∈C} ω_k Δ_k / Σ_{k∈C} ω_k
-
-is FedAvg with ω_k = n_k (the data cost, ``"fedavg-weighted"``) or ω_k = 1
-(``"fedavg-uniform"``). The metric m is the negative mean validation cross-entropy
+where w_t is the global model before the round, Δ_k client k's update, and A the FedAvg rule
+of :mod:`fedcoin.ml.fedavg` (the one the server aggregates with). The metric m is the negative mean validation cross-entropy
 (``"neg_cross_entropy"``, the default: higher is better) or the validation accuracy
 (``"accuracy"``). Because v(∅) = 0, Shapley values sum to v(all clients) (efficiency).
 
 Everything comes in as arrays (the model before the round, the K stacked updates, the data
 costs, the validation set), so the game is independent of the chain and the content store.
-The strings match ``fedcoin.spec`` (``AGGREGATIONS``, ``METRICS``).
+Rule names come from :data:`fedcoin.ml.fedavg.RULES`; metric names are :data:`METRICS`.
 
 This module is the *definition*: one coalition at a time, straight from the formula. The
 miner's fast evaluation of many coalitions at once (``miners.shapley.fl``) is tested against it.
 
 Example:
     >>> import jax, jax.numpy as jnp
-    >>> from fedcoin.models import LOGREG, init_params
+    >>> from fedcoin.ml.models import LOGREG, init_params
     >>> k0, k1, k2 = jax.random.split(jax.random.key(0), 3)
     >>> w_t = init_params(LOGREG, key=k0)
     >>> updates = {n: 0.01 * jax.random.normal(k1, (3, *p.shape)) for n, p in w_t.items()}
@@ -40,9 +36,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from fedcoin.models import Arch, Params, accuracy, apply, cross_entropy
+from fedcoin.ml import fedavg
+from fedcoin.ml.fedavg import DEFAULT_RULE, aggregate
+from fedcoin.ml.models import Arch, Params, accuracy, apply, cross_entropy
 
-AGGREGATIONS = ("fedavg-weighted", "fedavg-uniform")
 METRICS = ("neg_cross_entropy", "accuracy")
 
 
@@ -57,7 +54,7 @@ class RoundGame:
         n_k: ``[K]`` float32 data costs (> 0), in registration order.
         x: ``[n, d0]`` float32 validation inputs.
         y: ``[n]`` int32 validation labels.
-        aggregation: ``"fedavg-weighted"`` or ``"fedavg-uniform"`` (static).
+        aggregation: one of :data:`fedcoin.ml.fedavg.RULES` (static).
         metric: ``"neg_cross_entropy"`` or ``"accuracy"`` (static).
     """
 
@@ -67,7 +64,7 @@ class RoundGame:
     n_k: jax.Array
     x: jax.Array
     y: jax.Array
-    aggregation: str = "fedavg-weighted"
+    aggregation: str = DEFAULT_RULE
     metric: str = "neg_cross_entropy"
 
     @classmethod
@@ -80,7 +77,7 @@ class RoundGame:
         x: Any,
         y: Any,
         *,
-        aggregation: str = "fedavg-weighted",
+        aggregation: str = DEFAULT_RULE,
         metric: str = "neg_cross_entropy",
     ) -> "RoundGame":
         """Validate shapes and cast to the engine's dtypes (float32 / int32).
@@ -88,8 +85,7 @@ class RoundGame:
         Raises:
             ValueError: naming the field whose shape, value or string is wrong.
         """
-        if aggregation not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+        fedavg.check_rule(aggregation)
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
         shapes = arch.shapes()
@@ -140,38 +136,13 @@ jax.tree_util.register_dataclass(
 
 
 def aggregation_weights(game: RoundGame) -> jax.Array:
-    """ω_k: ``[K]`` float32, n_k for ``"fedavg-weighted"`` and 1 for ``"fedavg-uniform"``."""
-    if game.aggregation == "fedavg-weighted":
-        return game.n_k
-    return jnp.ones_like(game.n_k)
+    """ω_k of the round's clients (:func:`fedcoin.ml.fedavg.weights`), ``[K]`` float32."""
+    return fedavg.weights(game.n_k, game.aggregation)
 
 
-def coalition_coefficients(game: RoundGame, mask: jax.Array) -> jax.Array:
-    """FedAvg coefficients a_k = ω_k [k∈C] / Σ_{j∈C} ω_j of a coalition (all zero for ∅).
-
-    Args:
-        mask: ``[K]`` bool, the coalition C.
-
-    Returns:
-        ``[K]`` float32 coefficients summing to 1 (or 0 for the empty coalition).
-    """
-    w = jnp.where(mask, aggregation_weights(game), jnp.zeros((), jnp.float32))
-    total = jnp.sum(w)
-    return w / jnp.where(total > 0, total, jnp.ones((), jnp.float32))
-
-
-def aggregate(params: Params, updates: Params, coefficients: jax.Array) -> Params:
-    """A(w_t, C) = w_t + Σ_k a_k Δ_k.
-
-    Args:
-        params: w_t.
-        updates: Δ stacked on a leading ``[K]`` axis.
-        coefficients: ``[K]`` float32 a_k (from :func:`coalition_coefficients`).
-
-    Returns:
-        The aggregated parameters, same structure as ``params``.
-    """
-    return {n: params[n] + jnp.tensordot(coefficients, updates[n], axes=1) for n in params}
+def game_coefficients(game: RoundGame, mask: jax.Array) -> jax.Array:
+    """The FedAvg coefficients a_k of coalition ``mask`` (``[K]`` bool) in this round, ``[K]``."""
+    return fedavg.coalition_coefficients(aggregation_weights(game), mask)
 
 
 def metric_value(game: RoundGame, params: Params) -> jax.Array:
@@ -195,7 +166,7 @@ def utility(game: RoundGame, mask: jax.Array) -> jax.Array:
     Returns:
         float32 scalar.
     """
-    coeffs = coalition_coefficients(game, mask)
+    coeffs = game_coefficients(game, mask)
     value = metric_value(game, aggregate(game.params, game.updates, coeffs)) - metric_value(
         game, game.params
     )

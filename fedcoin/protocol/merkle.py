@@ -30,7 +30,7 @@ from typing import Sequence
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-ZERO32 = b"\x00" * 32
+from fedcoin.protocol.constants import ZERO_HASH
 
 
 def hash_pair(a: bytes, b: bytes) -> bytes:
@@ -72,7 +72,7 @@ class MerkleTree:
 
     @property
     def root(self) -> bytes:
-        return self.levels[-1][0] if self.leaves else ZERO32
+        return self.levels[-1][0] if self.leaves else ZERO_HASH
 
     def proof(self, index: int) -> list[bytes]:
         """Sibling path of leaf ``index``, bottom up (promoted levels add nothing)."""
