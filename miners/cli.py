@@ -35,6 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
                         help="exit after this long with nothing to do and nothing pending")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--ray", metavar="ADDRESS|auto",
+                        help="sample on a Ray cluster (pip install 'fedcoin[ray]'); 'auto': a local one on 127.0.0.1")
     add_key_arguments(parser)
 
 
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     cfg = MinerConfig(confidence=args.confidence, margin=args.margin, sampler=args.sampler,
                       control_variate=not args.no_control_variate,
-                      max_perms=args.max_perms, bond=args.bond, poll_s=args.poll, seed=args.seed)
+                      max_perms=args.max_perms, bond=args.bond, poll_s=args.poll, seed=args.seed, ray=args.ray)
     journal = Journal(args.journal or fedcoin_home() / "journal")
     miner = Miner(fc, open_store(args.store), journal, cfg, task=args.task, progress=not args.no_progress)
     print(f"miner {account.address} on chain {fc.chain_id}, contract {fc.address}, journal {journal.dir}",

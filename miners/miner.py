@@ -58,6 +58,8 @@ class MinerConfig:
         withdraw: withdraw credits (returned bonds, rewards) when there are any.
         poll_s: seconds between ticks when idle.
         seed: PRNG seed (default: random per process).
+        ray: Ray cluster address (``"auto"``: a local cluster on 127.0.0.1) to spread the
+            sampling over (:mod:`miners.shapley.distributed`); ``None``: in this process.
     """
 
     confidence: float = 0.95
@@ -71,6 +73,7 @@ class MinerConfig:
     withdraw: bool = True
     poll_s: float = 1.0
     seed: int | None = None
+    ray: str | None = None
 
 
 @dataclass
@@ -216,7 +219,12 @@ class Miner:
     def _mine(self, task_id: int, round: int, info, work: _Work) -> None:
         if work.game is None:
             inputs = load_round(self.fc, self.store, task_id, round)
-            work.game = shapley.fl_game(inputs.game, control_variate=self.config.control_variate)
+            if self.config.ray is None:
+                work.game = shapley.fl_game(inputs.game, control_variate=self.config.control_variate)
+            else:  # scale-out over Ray workers (optional extra): miners/shapley/distributed.py
+                from miners.shapley.distributed import RayGame
+
+                work.game = RayGame(inputs.game, self.config.ray, control_variate=self.config.control_variate)
         D = fixedpoint.decode(info.difficulty)
         p = math.inf if info.p == P_INF else int(info.p)
         cap = self.config.max_perms or self._cap()
@@ -235,7 +243,8 @@ class Miner:
                 bar.set_postfix_str(f"err={est.err_p:.2e} D={D:.1e} left={max(0.0, deadline - time.time()):.0f}s")
 
         self._key, sub = jax.random.split(self._key)
-        res = shapley.run_until(
+        run_until = shapley.run_until if self.config.ray is None else (lambda _g, **kw: work.game.run_until(**kw))
+        res = run_until(
             work.game, key=sub, D=self.config.margin * D, p=p, confidence=self.config.confidence,
             deadline=deadline, max_perms=cap, sampler=self.config.sampler, state=work.state, progress=progress,
         )
