@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {PDistance, RevealData} from "./lib/PDistance.sol";
+import {FedCoinLedger} from "./FedCoinLedger.sol";
+import {CommitmentHash} from "./lib/CommitmentHash.sol";
 import {MerkleTree} from "./lib/MerkleTree.sol";
+import {PDistance, RevealData} from "./lib/PDistance.sol";
+import {PoSapMath} from "./lib/PoSapMath.sol";
 
 /// @title FedCoin: escrow, Proof-of-Shapley consensus and payouts for federated learning
 /// @notice A requester deposits a budget V for a task with a server, listed clients and R
@@ -15,28 +18,31 @@ import {MerkleTree} from "./lib/MerkleTree.sol";
 /// address(this).balance == totalEscrow + totalUnclaimed + totalCredits + totalBonds.
 /// Vectors never reach storage: reveals store a rolling hash and emit the vector; finalize
 /// takes the vectors back as calldata and checks them against that hash.
-contract FedCoin {
+/// Layout: this contract is the state machine; the money buckets, withdraw and the
+/// reentrancy guard are {FedCoinLedger}; pure arithmetic is {PoSapMath} and {PDistance}
+/// (fedcoin/protocol/posap.py), hashes {CommitmentHash} and {MerkleTree} (commitment.py, merkle.py).
+contract FedCoin is FedCoinLedger {
     // ------------------------------------------------------------------ constants
 
     /// @notice Basis points in a whole (the three split shares sum to this).
-    uint256 public constant BPS = 10_000;
+    uint256 public constant BPS = PoSapMath.BPS;
     /// @notice Most listed clients per task (the client Merkle tree is built in createTask).
     uint256 public constant MAX_CLIENTS = 1024;
     /// @notice Most rounds per task.
     uint256 public constant MAX_ROUNDS = 1000;
     /// @notice Most commitments per attempt, whatever K.
-    uint256 public constant MAX_COMMITS = 64;
+    uint256 public constant MAX_COMMITS = PoSapMath.MAX_COMMITS;
     /// @notice Commitments per attempt are also capped at MAX_ROUND_WORDS / K so that finalize
     /// (K*M int256 words of calldata, EIP-7623 floor 40 gas per non-zero byte) always fits the
     /// EIP-7825 per-transaction gas cap of 16,777,216.
-    uint256 public constant MAX_ROUND_WORDS = 8192;
+    uint256 public constant MAX_ROUND_WORDS = PoSapMath.MAX_ROUND_WORDS;
     /// @notice How many times a round without a winner re-opens (each time D doubles) before
     /// its budget is released.
     uint256 public constant MAX_REOPENS = 3;
     /// @notice Longest commit window and longest reveal window.
     uint256 public constant MAX_WINDOW = 30 days;
     /// @notice Difficulty bounds: D^2 and D*elapsed must never overflow.
-    uint256 public constant MAX_DIFFICULTY = 2 ** 120;
+    uint256 public constant MAX_DIFFICULTY = PoSapMath.MAX_DIFFICULTY;
     /// @notice Largest accepted |s| in a revealed vector (1e9 in real units).
     int256 public constant MAX_ABS_VALUE = PDistance.MAX_ABS_VALUE;
     /// @notice Aggregation rules the server may declare: FedAvg weighted by n_k, or uniform.
@@ -225,14 +231,8 @@ contract FedCoin {
     error FedCoinAlreadyClaimed(uint256 taskId, uint256 round, address client);
     /// @dev The (client, amount) leaf is not under the round's payout root.
     error FedCoinInvalidProof(uint256 taskId, uint256 round, address client, uint256 amount);
-    /// @dev withdraw with a zero credit.
-    error FedCoinNothingToWithdraw(address account);
-    /// @dev The value transfer failed (the recipient reverted).
-    error FedCoinTransferFailed(address to, uint256 amount);
     /// @dev The round is not stalled (published, or still within the publish timeout).
     error FedCoinNotStalled(uint256 taskId, uint256 round, uint256 stalledAfter);
-    /// @dev A reentrant call into a nonReentrant function.
-    error FedCoinReentrantCall();
     /// @dev A constructor parameter is out of range.
     error FedCoinBadParameter(string name);
 
@@ -343,8 +343,6 @@ contract FedCoin {
     event Credited(address indexed account, uint256 indexed taskId, uint256 amount, CreditReason reason);
     /// @notice A client claimed its payout for a round.
     event Claimed(uint256 indexed taskId, uint256 indexed round, address indexed client, uint256 amount);
-    /// @notice An account withdrew its whole credit.
-    event Withdrawn(address indexed account, uint256 amount);
 
     // ------------------------------------------------------------------ state
 
@@ -369,31 +367,12 @@ contract FedCoin {
     /// @notice recordHash of the last PoSap block (zero before the first).
     bytes32 public lastRecordHash;
 
-    /// @notice Sum of every task's unallocated escrow.
-    uint256 public totalEscrow;
-    /// @notice Sum of client payouts allocated and not yet claimed.
-    uint256 public totalUnclaimed;
-    /// @notice Sum of the pull ledger.
-    uint256 public totalCredits;
-    /// @notice Sum of miner bonds held.
-    uint256 public totalBonds;
-    /// @notice The pull ledger: what each account may withdraw.
-    mapping(address => uint256) public credits;
-
     mapping(uint256 => Task) private _tasks;
     mapping(uint256 => mapping(uint256 => Round)) private _rounds;
     mapping(uint256 => mapping(uint256 => mapping(uint256 => mapping(address => Commitment)))) private _commits;
     mapping(uint256 => mapping(uint256 => mapping(address => bool))) private _registered;
     mapping(uint256 => mapping(uint256 => mapping(address => bool))) private _claimed;
     mapping(uint256 => BlockRecord) private _blocks;
-    uint256 private _lock = 1;
-
-    modifier nonReentrant() {
-        if (_lock != 1) revert FedCoinReentrantCall();
-        _lock = 2;
-        _;
-        _lock = 1;
-    }
 
     /// @param minBond_ smallest commit bond in wei.
     /// @param initialDifficulty_ the first D (fixed point, 1 <= D <= MAX_DIFFICULTY).
@@ -470,7 +449,7 @@ contract FedCoin {
         t.clientsRoot = root;
         t.budget = msg.value;
         t.escrow = msg.value;
-        totalEscrow += msg.value;
+        _addEscrow(msg.value);
         _emitCreated(taskId, t, clients);
     }
 
@@ -526,17 +505,17 @@ contract FedCoin {
         bytes32[] calldata proof
     ) external {
         Task storage t = _taskIn(taskId, TaskStatus.Accepted);
-        if (round != t.currentRound) revert FedCoinWrongRound(taskId, t.currentRound, round);
-        Round storage r = _rounds[taskId][round];
-        if (r.status != RoundStatus.Open) revert FedCoinWrongRoundStatus(taskId, round, r.status);
-        if (!MerkleTree.verify(proof, t.clientsRoot, clientLeaf(msg.sender))) revert FedCoinNotListedClient(msg.sender);
+        Round storage r = _roundIn(taskId, round, t, RoundStatus.Open);
+        if (!MerkleTree.verify(proof, t.clientsRoot, MerkleTree.clientLeaf(msg.sender))) {
+            revert FedCoinNotListedClient(msg.sender);
+        }
         if (_registered[taskId][round][msg.sender]) revert FedCoinAlreadyRegistered(taskId, round, msg.sender);
         if (updateHash == bytes32(0)) revert FedCoinEmptyHash();
         if (dataCost == 0) revert FedCoinZeroDataCost();
         _registered[taskId][round][msg.sender] = true;
         uint256 index = r.registered;
         r.registered = uint32(index + 1);
-        r.registrationAcc = keccak256(abi.encodePacked(r.registrationAcc, msg.sender));
+        r.registrationAcc = CommitmentHash.registrationLink(r.registrationAcc, msg.sender);
         emit UpdateRegistered(taskId, round, msg.sender, index, updateHash, locator, dataCost);
     }
 
@@ -557,9 +536,7 @@ contract FedCoin {
     ) external {
         Task storage t = _taskIn(taskId, TaskStatus.Accepted);
         if (msg.sender != t.server) revert FedCoinNotServer(msg.sender);
-        if (round != t.currentRound) revert FedCoinWrongRound(taskId, t.currentRound, round);
-        Round storage r = _rounds[taskId][round];
-        if (r.status != RoundStatus.Open) revert FedCoinWrongRoundStatus(taskId, round, r.status);
+        Round storage r = _roundIn(taskId, round, t, RoundStatus.Open);
         if (r.registered == 0) revert FedCoinNoRegistrations(taskId, round);
         if (specHash == bytes32(0)) revert FedCoinEmptyHash();
         if (aggregation > AGG_UNIFORM) revert FedCoinBadAggregation(aggregation);
@@ -590,13 +567,13 @@ contract FedCoin {
     /// (commitDeadline, revealDeadline]. Attempts cap at min(MAX_COMMITS, MAX_ROUND_WORDS / K).
     function commit(uint256 taskId, uint256 round, bytes32 commitment) external payable {
         Task storage t = _taskIn(taskId, TaskStatus.Accepted);
-        Round storage r = _publishedRound(taskId, round, t);
+        Round storage r = _roundIn(taskId, round, t, RoundStatus.Published);
         if (block.timestamp > r.commitDeadline) revert FedCoinCommitWindowClosed(taskId, round, r.commitDeadline);
         if (msg.value < minBond || msg.value > type(uint128).max) revert FedCoinBadBond(msg.value, minBond);
         if (commitment == bytes32(0)) revert FedCoinEmptyHash();
         Commitment storage c = _commits[taskId][round][r.attempt][msg.sender];
         if (c.hash != bytes32(0)) revert FedCoinAlreadyCommitted(taskId, round, msg.sender);
-        uint256 cap = commitCap(r.registered);
+        uint256 cap = PoSapMath.commitCap(r.registered);
         uint256 seq = r.commitCount;
         if (seq >= cap) revert FedCoinRoundFull(taskId, round, cap);
         c.hash = commitment;
@@ -606,7 +583,7 @@ contract FedCoin {
         r.commitCount = uint32(seq + 1);
         r.bondsHeld += msg.value;
         t.bonds += msg.value;
-        totalBonds += msg.value;
+        _addBonds(msg.value);
         emit Committed(taskId, round, msg.sender, r.attempt, seq, commitment, msg.value);
     }
 
@@ -619,7 +596,7 @@ contract FedCoin {
         external
     {
         Task storage t = _taskIn(taskId, TaskStatus.Accepted);
-        Round storage r = _publishedRound(taskId, round, t);
+        Round storage r = _roundIn(taskId, round, t, RoundStatus.Published);
         if (block.timestamp <= r.commitDeadline || block.timestamp > r.revealDeadline) {
             revert FedCoinOutsideRevealWindow(taskId, round, r.commitDeadline, r.revealDeadline);
         }
@@ -632,16 +609,17 @@ contract FedCoin {
             int256 v = values[j];
             if (v > MAX_ABS_VALUE || v < -MAX_ABS_VALUE) revert FedCoinValueOutOfRange(j, v);
         }
-        if (commitmentHash(taskId, round, msg.sender, values, iterations, salt) != c.hash) {
+        if (CommitmentHash.commitmentHash(taskId, round, msg.sender, values, iterations, salt) != c.hash) {
             revert FedCoinCommitmentMismatch(taskId, round, msg.sender);
         }
         uint256 bond = c.bond;
         c.revealed = true;
         r.revealCount += 1;
-        r.revealAcc = revealLink(r.revealAcc, msg.sender, c.seq, iterations, vectorHash(values));
+        r.revealAcc =
+            CommitmentHash.revealLink(r.revealAcc, msg.sender, c.seq, iterations, CommitmentHash.vectorHash(values));
         r.bondsHeld -= bond;
         t.bonds -= bond;
-        totalBonds -= bond;
+        _releaseBonds(bond);
         _credit(msg.sender, taskId, bond, CreditReason.BondReturned);
         emit Revealed(taskId, round, msg.sender, r.attempt, c.seq, iterations, values);
     }
@@ -660,7 +638,7 @@ contract FedCoin {
         external
     {
         Task storage t = _taskIn(taskId, TaskStatus.Accepted);
-        Round storage r = _publishedRound(taskId, round, t);
+        Round storage r = _roundIn(taskId, round, t, RoundStatus.Published);
         if (block.timestamp <= r.revealDeadline) revert FedCoinRevealWindowOpen(taskId, round, r.revealDeadline);
         _checkClients(taskId, round, r, clients);
         bytes32[] memory hashes = _checkReveals(taskId, round, r, reveals);
@@ -690,24 +668,13 @@ contract FedCoin {
         Round storage r = _rounds[taskId][round];
         if (r.status != RoundStatus.Finalized) revert FedCoinWrongRoundStatus(taskId, round, r.status);
         if (_claimed[taskId][round][msg.sender]) revert FedCoinAlreadyClaimed(taskId, round, msg.sender);
-        if (!MerkleTree.verify(proof, r.payoutsRoot, payoutLeaf(taskId, round, msg.sender, amount))) {
+        if (!MerkleTree.verify(proof, r.payoutsRoot, MerkleTree.payoutLeaf(taskId, round, msg.sender, amount))) {
             revert FedCoinInvalidProof(taskId, round, msg.sender, amount);
         }
         _claimed[taskId][round][msg.sender] = true;
         _tasks[taskId].unclaimed -= amount;
-        totalUnclaimed -= amount;
+        _releaseUnclaimed(amount);
         emit Claimed(taskId, round, msg.sender, amount);
-        _send(msg.sender, amount);
-    }
-
-    /// @notice Withdraw the caller's whole credit (server fees, miner rewards, returned bonds,
-    /// requester refunds).
-    function withdraw() external nonReentrant {
-        uint256 amount = credits[msg.sender];
-        if (amount == 0) revert FedCoinNothingToWithdraw(msg.sender);
-        credits[msg.sender] = 0;
-        totalCredits -= amount;
-        emit Withdrawn(msg.sender, amount);
         _send(msg.sender, amount);
     }
 
@@ -747,33 +714,23 @@ contract FedCoin {
         return _claimed[taskId][round][client];
     }
 
-    /// @notice The money the contract owes: must equal its balance at all times.
-    function liabilities() external view returns (uint256) {
-        return totalEscrow + totalUnclaimed + totalCredits + totalBonds;
-    }
-
-    /// @notice A round's TrainPrice, ComPrice and SapPrice.
+    /// @notice A round's TrainPrice, ComPrice and SapPrice ({PoSapMath-roundPrices}).
     /// @dev train = V*trainBps/BPS, com = V*comBps/BPS, sap = V - train - com (the split's
     /// dust goes to SapPrice); each is cut into R equal shares, the last round taking the
     /// remainder. Mirrored by posap.round_prices.
     function roundPrices(uint256 taskId, uint256 round) public view returns (uint256 train, uint256 com, uint256 sap) {
         Task storage t = _tasks[taskId];
-        uint256 v = t.budget;
-        uint256 totalTrain = v * t.trainBps / BPS;
-        uint256 totalCom = v * t.comBps / BPS;
-        uint256 totalSap = v - totalTrain - totalCom;
-        train = _share(totalTrain, t.rounds, round);
-        com = _share(totalCom, t.rounds, round);
-        sap = _share(totalSap, t.rounds, round);
+        return PoSapMath.roundPrices(t.budget, t.rounds, round, t.trainBps, t.comBps);
     }
 
-    /// @notice Most commitments per attempt for a round with `k` registered clients.
+    /// @notice Most commitments per attempt for a round with `k` registered clients
+    /// ({PoSapMath-commitCap}: min(MAX_COMMITS, MAX_ROUND_WORDS / k)).
     function commitCap(uint256 k) public pure returns (uint256) {
-        uint256 byWords = k == 0 ? MAX_COMMITS : MAX_ROUND_WORDS / k;
-        return byWords < MAX_COMMITS ? byWords : MAX_COMMITS;
+        return PoSapMath.commitCap(k);
     }
 
-    /// @notice The commitment a miner must submit (mirrored by fedcoin/commitment.py).
+    /// @notice The commitment a miner must submit ({CommitmentHash-commitmentHash}, mirrored by
+    /// fedcoin/protocol/commitment.py).
     function commitmentHash(
         uint256 taskId,
         uint256 round,
@@ -782,54 +739,43 @@ contract FedCoin {
         uint256 iterations,
         bytes32 salt
     ) public view returns (bytes32) {
-        return keccak256(abi.encode(block.chainid, address(this), taskId, round, miner, values, iterations, salt));
+        return CommitmentHash.commitmentHash(taskId, round, miner, values, iterations, salt);
     }
 
     /// @notice keccak256 of the vector's 32-byte words concatenated (= abi.encodePacked(values)).
     function vectorHash(int256[] calldata values) public pure returns (bytes32 h) {
-        assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            let len := mul(values.length, 0x20)
-            calldatacopy(ptr, values.offset, len)
-            h := keccak256(ptr, len)
-        }
+        h = CommitmentHash.vectorHash(values);
     }
 
-    /// @notice One link of a round attempt's rolling reveal hash.
+    /// @notice One link of a round attempt's rolling reveal hash ({CommitmentHash-revealLink}).
     function revealLink(bytes32 prev, address miner, uint256 seq, uint256 iterations, bytes32 vHash)
         public
         pure
         returns (bytes32)
     {
-        return keccak256(abi.encode(prev, miner, seq, iterations, vHash));
+        return CommitmentHash.revealLink(prev, miner, seq, iterations, vHash);
     }
 
-    /// @notice The client-list Merkle leaf of `client`.
+    /// @notice The client-list Merkle leaf of `client` ({MerkleTree-clientLeaf}).
     function clientLeaf(address client) public pure returns (bytes32) {
-        return keccak256(bytes.concat(keccak256(abi.encode(client))));
+        return MerkleTree.clientLeaf(client);
     }
 
-    /// @notice The payout Merkle leaf of (taskId, round, client, amount).
+    /// @notice The payout Merkle leaf of (taskId, round, client, amount) ({MerkleTree-payoutLeaf}).
     function payoutLeaf(uint256 taskId, uint256 round, address client, uint256 amount) public pure returns (bytes32) {
-        return keccak256(bytes.concat(keccak256(abi.encode(taskId, round, client, amount))));
+        return MerkleTree.payoutLeaf(taskId, round, client, amount);
     }
 
     /// @notice Next difficulty after a round won `elapsed` seconds after publication:
     /// clamp(d * elapsed / target, max(d / 2, 1), min(2 d, MAX_DIFFICULTY)). Larger D is
     /// easier, so slow rounds raise D. Mirrored by posap.next_difficulty.
     function nextDifficulty(uint256 d, uint256 elapsed, uint256 target) public pure returns (uint256) {
-        uint256 lo = d / 2;
-        if (lo == 0) lo = 1;
-        uint256 hi = d * 2;
-        if (hi > MAX_DIFFICULTY) hi = MAX_DIFFICULTY;
-        uint256 n = d * elapsed / target;
-        if (n < lo) return lo;
-        if (n > hi) return hi;
-        return n;
+        return PoSapMath.nextDifficulty(d, elapsed, target);
     }
 
     // ------------------------------------------------------------------ internals
 
+    /// @dev The client-list Merkle root, rejecting an unsorted, duplicated or forbidden entry.
     function _clientsRoot(address[] calldata clients, address server) private view returns (bytes32) {
         uint256 k = clients.length;
         bytes32[] memory leaves = new bytes32[](k);
@@ -840,7 +786,7 @@ contract FedCoin {
                 if (c == clients[i - 1]) revert FedCoinDuplicateClient(c);
                 if (c < clients[i - 1]) revert FedCoinClientsNotSorted(i);
             }
-            leaves[i] = clientLeaf(c);
+            leaves[i] = MerkleTree.clientLeaf(c);
         }
         return MerkleTree.rootInPlace(leaves);
     }
@@ -861,27 +807,36 @@ contract FedCoin {
         );
     }
 
+    /// @dev The task, which must exist and be in `status`.
     function _taskIn(uint256 taskId, TaskStatus status) private view returns (Task storage t) {
         t = _tasks[taskId];
         if (t.status == TaskStatus.None) revert FedCoinUnknownTask(taskId);
         if (t.status != status) revert FedCoinWrongTaskStatus(taskId, t.status);
     }
 
-    function _publishedRound(uint256 taskId, uint256 round, Task storage t) private view returns (Round storage r) {
+    /// @dev The task's current round, which `round` must name and which must be in `status`.
+    function _roundIn(uint256 taskId, uint256 round, Task storage t, RoundStatus status)
+        private
+        view
+        returns (Round storage r)
+    {
         if (round != t.currentRound) revert FedCoinWrongRound(taskId, t.currentRound, round);
         r = _rounds[taskId][round];
-        if (r.status != RoundStatus.Published) revert FedCoinWrongRoundStatus(taskId, round, r.status);
+        if (r.status != status) revert FedCoinWrongRoundStatus(taskId, round, r.status);
     }
 
+    /// @dev Checks `clients` against the round's registration count and rolling hash.
     function _checkClients(uint256 taskId, uint256 round, Round storage r, address[] calldata clients) private view {
         if (clients.length != r.registered) revert FedCoinClientsMismatch(taskId, round);
         bytes32 acc = bytes32(0);
         for (uint256 i; i < clients.length; ++i) {
-            acc = keccak256(abi.encodePacked(acc, clients[i]));
+            acc = CommitmentHash.registrationLink(acc, clients[i]);
         }
         if (acc != r.registrationAcc) revert FedCoinClientsMismatch(taskId, round);
     }
 
+    /// @dev Checks `reveals` against the attempt's reveal count and rolling hash; returns each
+    /// reveal's vector hash.
     function _checkReveals(uint256 taskId, uint256 round, Round storage r, RevealData[] calldata reveals)
         private
         view
@@ -894,12 +849,13 @@ contract FedCoin {
         for (uint256 i; i < reveals.length; ++i) {
             RevealData calldata d = reveals[i];
             if (d.values.length != k) revert FedCoinRevealsMismatch(taskId, round);
-            hashes[i] = vectorHash(d.values);
-            acc = revealLink(acc, d.miner, d.seq, d.iterations, hashes[i]);
+            hashes[i] = CommitmentHash.vectorHash(d.values);
+            acc = CommitmentHash.revealLink(acc, d.miner, d.seq, d.iterations, hashes[i]);
         }
         if (acc != r.revealAcc) revert FedCoinRevealsMismatch(taskId, round);
     }
 
+    /// @dev The qualifying reveal with the smallest commitment sequence number, if any.
     function _winner(RevealData[] calldata reveals, int256[] memory mean, uint256 d, uint8 p)
         private
         pure
@@ -916,6 +872,8 @@ contract FedCoin {
         }
     }
 
+    /// @dev Settles a won round: allocates its prices (clients, server, winner, requester's
+    /// dust), appends the PoSap block, adjusts D and moves the task on.
     function _settle(
         uint256 taskId,
         uint256 round,
@@ -932,19 +890,13 @@ contract FedCoin {
         s.winnerHash = winnerHash;
         s.winnerCommittedAt = _commits[taskId][round][r.attempt][winner].committedAt;
         uint256[] memory amounts = _payouts(taskId, round, clients, mean, s);
-        s.meanHash = keccak256(abi.encodePacked(mean));
+        s.meanHash = CommitmentHash.vectorHashMemory(mean);
 
-        uint256 forfeited = r.forfeited;
-        r.forfeited = 0;
         r.payoutsRoot = s.root;
         r.status = RoundStatus.Finalized;
-        uint256 allocated = s.train + s.com + s.sap;
-        t.escrow -= allocated;
-        totalEscrow -= allocated;
-        t.bonds -= forfeited;
-        totalBonds -= forfeited;
+        uint256 forfeited = _releaseRound(t, r, s.train + s.com + s.sap);
         t.unclaimed += s.paid;
-        totalUnclaimed += s.paid;
+        _addUnclaimed(s.paid);
         _credit(t.server, taskId, s.com, CreditReason.ComPrice);
         _credit(winner, taskId, s.sap + forfeited, CreditReason.SapPrice);
         _credit(t.requester, taskId, s.refund, CreditReason.Refund);
@@ -955,8 +907,9 @@ contract FedCoin {
         _advance(taskId, t);
     }
 
-    /// @dev Client amounts: train * mean_k / sum(positive means) for mean_k > 0, else 0. The
-    /// dust (or all of train when no mean is positive) goes to s.refund (the requester).
+    /// @dev Client amounts ({PoSapMath-clientAmount}): train * mean_k / sum(positive means) for
+    /// mean_k > 0, else 0. The dust (or all of train when no mean is positive) goes to s.refund
+    /// (the requester); s.root is the payout tree's root (zero when no mean is positive).
     function _payouts(
         uint256 taskId,
         uint256 round,
@@ -966,25 +919,26 @@ contract FedCoin {
     ) private pure returns (uint256[] memory amounts) {
         uint256 k = clients.length;
         amounts = new uint256[](k);
-        uint256 positive = 0;
-        for (uint256 j; j < k; ++j) {
-            if (mean[j] > 0) positive += uint256(mean[j]);
-        }
+        uint256 positive = PoSapMath.positiveTotal(mean);
         if (positive == 0) {
             s.refund = s.train;
             return amounts;
         }
         bytes32[] memory leaves = new bytes32[](k);
+        uint256 train = s.train;
+        uint256 paid = 0;
         for (uint256 j; j < k; ++j) {
-            uint256 a = mean[j] > 0 ? s.train * uint256(mean[j]) / positive : 0;
+            uint256 a = PoSapMath.clientAmount(train, mean[j], positive);
             amounts[j] = a;
-            s.paid += a;
-            leaves[j] = payoutLeaf(taskId, round, clients[j], a);
+            paid += a;
+            leaves[j] = MerkleTree.payoutLeaf(taskId, round, clients[j], a);
         }
-        s.refund = s.train - s.paid;
+        s.paid = paid;
+        s.refund = train - paid;
         s.root = MerkleTree.rootInPlace(leaves);
     }
 
+    /// @dev Appends the PoSap block record of a settled round and emits {PoSapBlock}.
     function _appendBlock(uint256 taskId, uint256 round, uint256 d, Settlement memory s)
         private
         returns (uint256 height)
@@ -992,7 +946,7 @@ contract FedCoin {
         height = blockCount;
         bytes32 prev = lastRecordHash;
         bytes32 recordHash =
-            keccak256(abi.encode(height, taskId, round, s.winner, s.meanHash, s.winnerHash, prev, d, s.root));
+            PoSapMath.recordHash(height, taskId, round, s.winner, s.meanHash, s.winnerHash, prev, d, s.root);
         _blocks[height] = BlockRecord({
             taskId: uint64(taskId),
             round: uint32(round),
@@ -1009,17 +963,20 @@ contract FedCoin {
         emit PoSapBlock(height, taskId, round, s.winner, s.meanHash, s.winnerHash, prev, d, s.root, recordHash);
     }
 
+    /// @dev Sets the global D by {PoSapMath-nextDifficulty} and emits {DifficultyAdjusted}.
     function _adjustDifficulty(uint256 elapsed) private {
         uint256 old = difficulty;
-        uint256 next = nextDifficulty(old, elapsed, targetBlockTime);
+        uint256 next = PoSapMath.nextDifficulty(old, elapsed, targetBlockTime);
         difficulty = next;
         emit DifficultyAdjusted(old, next, elapsed);
     }
 
+    /// @dev No winner: re-open the round with D relaxed ({PoSapMath-relaxedDifficulty}) and fresh
+    /// windows, or after MAX_REOPENS re-opens abandon it (Train, Sap and forfeited bonds to the
+    /// requester, ComPrice to the server) and move the task on.
     function _reopenOrAbandon(uint256 taskId, uint256 round, Task storage t, Round storage r) private {
         if (r.attempt < MAX_REOPENS) {
-            uint256 d = r.difficulty * 2;
-            if (d > MAX_DIFFICULTY) d = MAX_DIFFICULTY;
+            uint256 d = PoSapMath.relaxedDifficulty(r.difficulty);
             r.difficulty = d;
             r.attempt += 1;
             r.commitCount = 0;
@@ -1031,19 +988,27 @@ contract FedCoin {
             return;
         }
         (uint256 train, uint256 com, uint256 sap) = roundPrices(taskId, round);
-        uint256 forfeited = r.forfeited;
-        r.forfeited = 0;
         r.status = RoundStatus.Abandoned;
-        t.escrow -= train + com + sap;
-        totalEscrow -= train + com + sap;
-        t.bonds -= forfeited;
-        totalBonds -= forfeited;
+        uint256 forfeited = _releaseRound(t, r, train + com + sap);
         _credit(t.server, taskId, com, CreditReason.ComPrice);
         _credit(t.requester, taskId, train + sap + forfeited, CreditReason.Refund);
         emit RoundAbandoned(taskId, round, train + sap + forfeited);
         _advance(taskId, t);
     }
 
+    /// @dev Takes a closing round's prices (`allocated`) out of escrow and its forfeited bonds
+    /// out of the bond bucket, task and contract totals together; returns the forfeited bonds.
+    /// The caller credits both amounts to their owners in the same call.
+    function _releaseRound(Task storage t, Round storage r, uint256 allocated) private returns (uint256 forfeited) {
+        forfeited = r.forfeited;
+        r.forfeited = 0;
+        t.escrow -= allocated;
+        _releaseEscrow(allocated);
+        t.bonds -= forfeited;
+        _releaseBonds(forfeited);
+    }
+
+    /// @dev Moves the task to its next round, or completes it after the last.
     function _advance(uint256 taskId, Task storage t) private {
         uint256 next = uint256(t.currentRound) + 1;
         t.roundStartedAt = uint64(block.timestamp);
@@ -1055,29 +1020,20 @@ contract FedCoin {
         }
     }
 
+    /// @dev Ends the task, crediting its remaining escrow to the requester.
     function _refundRest(uint256 taskId, Task storage t, bool accepted) private {
         uint256 amount = t.escrow;
         t.escrow = 0;
         t.status = TaskStatus.Refunded;
-        totalEscrow -= amount;
+        _releaseEscrow(amount);
         _credit(t.requester, taskId, amount, CreditReason.Refund);
         emit TaskRefunded(taskId, t.requester, amount, accepted);
     }
 
+    /// @dev Credits `amount` (if any) to `account` in the pull ledger and emits {Credited}.
     function _credit(address account, uint256 taskId, uint256 amount, CreditReason reason) private {
         if (amount == 0) return;
-        credits[account] += amount;
-        totalCredits += amount;
+        _addCredit(account, amount);
         emit Credited(account, taskId, amount, reason);
-    }
-
-    function _share(uint256 total, uint256 rounds, uint256 round) private pure returns (uint256) {
-        uint256 each = total / rounds;
-        return round + 1 == rounds ? total - each * (rounds - 1) : each;
-    }
-
-    function _send(address to, uint256 amount) private {
-        (bool ok,) = to.call{value: amount}("");
-        if (!ok) revert FedCoinTransferFailed(to, amount);
     }
 }

@@ -2,7 +2,8 @@
 pragma solidity 0.8.28;
 
 /// @title MerkleTree: build and verify the sorted-pair keccak trees FedCoin stores roots of
-/// @notice Mirrored byte for byte by `fedcoin/merkle.py`.
+/// @notice Mirrored byte for byte by `fedcoin/protocol/merkle.py` (`hash_pair`, `verify`,
+/// `merkle_root`, `client_leaf`, `payout_leaf`).
 /// Tree shape: leaves in the given order; each level hashes neighbours (2i, 2i+1) with
 /// {hashPair}; an odd last node is promoted to the next level unchanged. The root of one leaf
 /// is the leaf; the root of no leaves is bytes32(0).
@@ -30,6 +31,21 @@ library MerkleTree {
             h = hashPair(h, proof[i]);
         }
         return h == root;
+    }
+
+    /// @notice The client-list leaf of `client`: keccak256(bytes.concat(keccak256(abi.encode(client)))).
+    function clientLeaf(address client) internal pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(client))));
+    }
+
+    /// @notice The payout leaf of (taskId, round, client, amount):
+    /// keccak256(bytes.concat(keccak256(abi.encode(taskId, round, client, amount)))).
+    function payoutLeaf(uint256 taskId, uint256 round, address client, uint256 amount)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(bytes.concat(keccak256(abi.encode(taskId, round, client, amount))));
     }
 
     /// @notice The root of `leaves`. WARNING: overwrites `leaves` (the array is the scratch).

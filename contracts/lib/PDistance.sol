@@ -14,7 +14,7 @@ struct RevealData {
 }
 
 /// @title PDistance: fixed-point weighted mean and p-distances of Shapley vectors
-/// @notice Mirrored exactly by `fedcoin/posap.py` (`weighted_mean`, `p_distance`, `qualifies`).
+/// @notice Mirrored exactly by `fedcoin/protocol/posap.py` (`weighted_mean`, `p_distance`, `qualifies`).
 /// Values are int256 fixed point with 18 decimals (1.0 = 1e18).
 /// @dev Overflow bound: every value has |s| <= MAX_ABS_VALUE = 1e27 (checked on reveal), weights
 /// are <= the contract's iteration cap (<= 2^64) and there are at most 64 reveals, so
@@ -41,7 +41,7 @@ library PDistance {
     }
 
     /// @notice Iteration-weighted mean: mean_k = (sum_i w_i * s_ik) / (sum_i w_i).
-    /// @dev Solidity's signed division truncates toward zero; posap.py does the same. With no
+    /// @dev Solidity's signed division truncates toward zero; posap.weighted_mean does the same. With no
     /// reveals, or zero total weight, the mean is the zero vector.
     /// @param reveals the vectors (each of length k).
     /// @param k the vector length.

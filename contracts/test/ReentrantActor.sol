@@ -68,7 +68,7 @@ contract ReentrantActor {
         mode = 0; // one attempt per payment
         bytes memory data = m == 1
             ? abi.encodeCall(FedCoin.claim, (taskId, round, amount, _proof))
-            : abi.encodeCall(FedCoin.withdraw, ());
+            : abi.encodeCall(target.withdraw, ());
         (bool ok, bytes memory ret) = address(target).call(data);
         reentryFailed = !ok;
         reentryRevertData = ret;
