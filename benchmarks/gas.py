@@ -43,8 +43,9 @@ def measure(url: str, k: int, m: int, rng: random.Random) -> list[dict]:
     w3 = connect(url)
     keys = dev_private_keys(3)
     requester, server, finalizer = (Account.from_key(x) for x in keys)
-    clients = [Account.create() for _ in range(k)]
-    miners = [Account.create() for _ in range(m)]
+    # accounts from the seeded rng: the same addresses (hence Merkle proofs and calldata) every run
+    clients = [Account.from_key(rng.randbytes(32)) for _ in range(k)]
+    miners = [Account.from_key(rng.randbytes(32)) for _ in range(m)]
     fund(w3, clients + miners)
     fc = FedCoin.deploy(w3, requester, DeployParams(max_iterations=10_000))
     cap = fc.commit_cap(k)

@@ -119,6 +119,12 @@ def run(args) -> int:
             metric=args.metric, val_size=args.val_size, commit_window=args.commit_window,
             reveal_window=args.reveal_window, poll_interval=args.poll, round_timeout=args.round_timeout,
         )
+        if not clients:
+            raise ServerError(
+                f"none of the {len(listed)} clients listed in task {args.task} has a key here, so this server could "
+                f"train and register nothing: it refuses to accept the task (accepting would lock the requester's "
+                f"deposit until the round's time bound). Give the clients' keys (--client-keystore-dir, "
+                f"${CLIENT_KEYS_ENV}, --anvil-dev-clients on a dev chain).")
         print(f"FL server {server_account.address} on task {args.task} at {fc.address} "
               f"({len(clients)}/{len(listed)} client keys, store {args.store})", file=sys.stderr)
         server = FLServer(fc, args.task, clients, open_store(args.store), config)

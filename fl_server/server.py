@@ -49,6 +49,7 @@ from fedcoin.ml import fedavg as fedavg_rule
 from fedcoin.ml.fedavg import DEFAULT_RULE, Aggregation
 from fedcoin.ml.models import Arch, Params
 from fedcoin.ml.serialization import dataset_to_bytes, params_from_bytes, params_to_bytes
+from fedcoin.content import checks
 from fedcoin.content.spec import TaskSpec, build_spec
 from fedcoin.content.store import ContentStore, content_hash
 
@@ -228,7 +229,11 @@ class FLServer:
         ]
 
     def global_model(self, rnd: int) -> Params:
-        """w_rnd, rebuilt from w_0 and the registered updates of earlier rounds (cached)."""
+        """w_rnd, rebuilt from w_0 and the *included* updates of earlier rounds (cached).
+
+        Round r − 1's included updates are those its published spec did not exclude, so a NaN,
+        a wrong shape or an unavailable blob never reaches the next global model.
+        """
         if rnd in self._globals:
             return self._globals[rnd]
         if rnd == 0:
@@ -236,16 +241,26 @@ class FLServer:
             self._check_initial_model(w)
         else:
             prev = self.global_model(rnd - 1)
-            regs = self.registered_updates(rnd - 1)
-            if not regs:
-                raise ServerError(f"round {rnd - 1} of task {self.task_id} has no registered updates")
+            spec = self.published_spec(rnd - 1)
+            if spec is None:
+                raise ServerError(f"round {rnd - 1} of task {self.task_id} was never published; cannot build w_{rnd}")
+            ups = [spec.updates[i] for i in spec.included]
             deltas = [
-                {k: jnp.asarray(v) for k, v in params_from_bytes(self.store.get(loc, h), self.arch).items()}
-                for _, h, loc, _ in regs
+                {k: jnp.asarray(v) for k, v in params_from_bytes(self.store.get(u.locator, u.hash), self.arch).items()}
+                for u in ups
             ]
-            w = self.strategy.aggregate_fit(rnd - 1, prev, fedavg_rule.stack(deltas), jnp.asarray([n for *_, n in regs]))
+            w = self.strategy.aggregate_fit(rnd - 1, prev, fedavg_rule.stack(deltas), jnp.asarray([u.n_k for u in ups]))
         self._globals[rnd] = w
         return w
+
+    def published_spec(self, rnd: int) -> TaskSpec | None:
+        """Round ``rnd``'s spec as published on-chain (fetched and checked against its hash)."""
+        from fedcoin.content.spec import parse
+
+        ev = self.fc.published_events(self.task_id, rnd)
+        if not ev:
+            return None
+        return parse(self.store.get(ev[-1].args["specLocator"], bytes(ev[-1].args["specHash"])))
 
     def _check_initial_model(self, w0: Params) -> None:
         """If round 0 was published, its spec's w_0 must be ours (same seed, data and model)."""
@@ -316,16 +331,29 @@ class FLServer:
             self.hooks.on_update_registered(rnd, client, tx.tx_hash)
 
     def build_spec(self, rnd: int, w: Params) -> TaskSpec:
-        """The round's spec from what is registered on-chain (uploads w_r and the validation set)."""
+        """The round's spec from what is registered on-chain (uploads w_r and the validation set).
+
+        Every registration is checked (:mod:`fedcoin.content.checks`: fetchable, hash, shape,
+        finite, norm and data-cost bounds); those that fail are listed as excluded with the
+        first failing check, so one hostile client cannot stop the round.
+        """
         regs = self.registered_updates(rnd)
         if not regs:
             raise ServerError(f"no update is registered for round {rnd}; nothing to publish")
+        verdicts = checks.check_registrations(
+            self.store, self.arch, checks.registrations_from_events(self.fc.registrations(self.task_id, rnd)))
+        if not verdicts.included:
+            raise ServerError(f"round {rnd}: every registered update fails the checks "
+                              f"({', '.join(f'#{e.index} {e.reason}' for e in verdicts.excluded)}); nothing to value")
+        for e in verdicts.excluded:
+            log.warning("round %d: excluding registration #%d of %s: %s (%s)", rnd, e.index, e.client, e.reason, e.detail)
         g_hash, g_loc = self.store.put_checked(params_to_bytes({k: np.asarray(v) for k, v in w.items()}))
         v_hash, v_loc = self.store.put_checked(self._val_blob)
         return build_spec(
             chain_id=self.fc.chain_id, contract=self.fc.address, task_id=self.task_id, round=rnd, arch=self.arch,
             global_model=(g_hash, g_loc), updates=regs, validation=(v_hash, v_loc), validation_n=len(self.val),
             aggregation=self.config.aggregation, metric=self.config.metric,
+            excluded=[(e.index, e.reason) for e in verdicts.excluded],
         )
 
     def _publish(self, rnd: int, w: Params, rep: RoundReport) -> None:
@@ -355,8 +383,10 @@ class FLServer:
         start = time.monotonic()
         while not self.round_settled(rnd):
             info = self.fc.get_round(self.task_id, rnd)
-            if info.status == RoundStatus.PUBLISHED and self.fc.latest_timestamp() > info.reveal_deadline:
-                try:  # nobody finalized: settle the round so the task moves on (anyone may)
+            # judged by the next block's time: on an on-demand chain nobody mines while nobody
+            # sends, so the latest block's time may never pass the deadline by itself
+            if info.status == RoundStatus.PUBLISHED and self.fc.next_block_time() > info.reveal_deadline:
+                try:  # nobody finalized (maybe nobody committed): settle it so the task moves on
                     self.fc.finalize(self.task_id, rnd)
                     continue
                 except ContractRevert as e:

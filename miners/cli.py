@@ -8,6 +8,7 @@ from the command line. The contract address defaults to the one recorded for the
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from miners.miner import MinerConfig
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from fedcoin.home import fedcoin_home
     from fedcoin.chain.keys import KeyLoadError, account_from_args
     from fedcoin.content.store import open_store
-    from miners.journal import Journal
+    from miners.journal import Journal, JournalLocked
     from miners.miner import Miner
 
     try:
@@ -66,18 +67,58 @@ def run(args: argparse.Namespace) -> int:
                       control_variate=not args.no_control_variate,
                       max_perms=args.max_perms, bond=args.bond, poll_s=args.poll, seed=args.seed, ray=args.ray)
     journal = Journal(args.journal or fedcoin_home() / "journal")
+    try:
+        journal.lock(account.address)
+    except JournalLocked as e:
+        print(f"fedcoin mine: {e}", file=sys.stderr)
+        return 2
     miner = Miner(fc, open_store(args.store), journal, cfg, task=args.task, progress=not args.no_progress)
     print(f"miner {account.address} on chain {fc.chain_id}, contract {fc.address}, journal {journal.dir}",
           file=sys.stderr, flush=True)
+    miner.check_journal()
 
     def task_over() -> bool:
         return args.task is not None and fc.get_task(args.task).status in (TaskStatus.COMPLETED, TaskStatus.REFUNDED) and miner.idle()
 
+    def on_term(signum, frame):  # SIGTERM: the same clean stop as Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         miner.run(until=task_over, max_idle_s=args.exit_when_idle)
     except KeyboardInterrupt:
-        print("miner stopped; the journal keeps any pending reveal for the next start", file=sys.stderr)
+        print(stop_message(miner, args), file=sys.stderr)
         return 130
     for line in miner.summaries:
         print(line)
     return 0
+
+
+def stop_message(miner, args) -> str:
+    """What a stopped miner leaves pending, where the money is, and the command that resumes."""
+    from miners.journal import COMMITTED, PREPARED
+
+    lines = ["miner stopped."]
+    pending = [e for e in miner.journal.entries(miner=miner.me, open_only=True)
+               if e.contract.lower() == miner.fc.address.lower()]
+    for e in pending:
+        try:
+            r = miner.fc.get_round(e.task_id, e.round)
+            when = f"reveal window closes at block time {r.reveal_deadline}"
+        except Exception:  # noqa: BLE001 - the node may be the reason we stopped
+            when = "reveal window unknown (node unreachable)"
+        what = "bond at stake until revealed" if e.status in (COMMITTED, PREPARED) else f"status {e.status}"
+        lines.append(f"  task {e.task_id} round {e.round} attempt {e.attempt}: {e.status}, {what}; {when}")
+    if not pending:
+        lines.append("  nothing pending: no bond at stake.")
+    resume = f"fedcoin mine --rpc {args.rpc}" + (f" --task {args.task}" if args.task is not None else "")
+    if args.journal:
+        resume += f" --journal {args.journal}"
+    lines.append(f"  resume with: {resume}   (the journal in {miner.journal.dir} keeps every salt and vector)")
+    try:
+        owed = miner.fc.credits(miner.me)
+        if owed:
+            lines.append(f"  {owed} wei is credited to {miner.me}: a restarted miner withdraws it")
+    except Exception:  # noqa: BLE001
+        pass
+    return "\n".join(lines)

@@ -7,7 +7,14 @@ Every byte a miner computes on is checked against a hash that the chain vouches 
 * the spec's ordered update list against the ``UpdateRegistered`` events (client, hash,
   locator, n_k, in registration order), so a server cannot substitute or reorder updates;
 * each update blob against its registered hash, and the global model and validation set
-  against the hashes in the (already verified) spec.
+  against the hashes in the (already verified) spec;
+* the spec's exclusion list against this miner's own run of the deterministic checks of
+  :mod:`fedcoin.content.checks` (so a server can neither exclude a valid update nor include a
+  NaN, a wrong shape or an out-of-range data cost). ``unavailable`` is the one verdict taken
+  from the server as given (a miner cannot tell a lying server from a missing upload).
+
+The game is built over the included updates only; :meth:`RoundInputs.expand` puts their
+values back at their registration indices, with 0 for every excluded client.
 
 A mismatch raises :class:`TaskRefused` naming the blob; the miner then stops work on that
 task and commits nothing.
@@ -16,13 +23,15 @@ task and commits nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
+from fedcoin.content import checks
 from fedcoin.content import spec as specs
+from fedcoin.content.store import ContentStore, StoreError, hash_hex, parse_hash
 from fedcoin.ml.models import Arch
 from fedcoin.ml.serialization import SerializationError, dataset_from_bytes, params_from_bytes
-from fedcoin.content.store import ContentStore, StoreError, hash_hex, parse_hash
 from fedcoin.ml.utility import RoundGame
 
 
@@ -32,16 +41,34 @@ class TaskRefused(RuntimeError):
 
 @dataclass(frozen=True)
 class RoundInputs:
-    """A verified round: the parsed spec and the game built from its blobs."""
+    """A verified round: the parsed spec and the game over its included updates.
+
+    Attributes:
+        spec: the verified task spec.
+        game: the Shapley game of the included clients (``game.n_players == len(included)``).
+        included: registration indices of the game's players, ascending.
+        n_registered: the round's number of registrations (the length of a revealed vector).
+    """
 
     spec: specs.TaskSpec
     game: RoundGame
+    included: tuple[int, ...]
+    n_registered: int
+
+    def expand(self, phi: Sequence[float]) -> list[float]:
+        """The game's values at their registration indices, 0.0 for excluded clients."""
+        if len(phi) != len(self.included):
+            raise ValueError(f"expected {len(self.included)} values (one per included client), got {len(phi)}")
+        out = [0.0] * self.n_registered
+        for i, v in zip(self.included, phi):
+            out[i] = float(v)
+        return out
 
 
 def _fetch(store: ContentStore, what: str, locator: str, expected: bytes | str) -> bytes:
     try:
         return store.get(locator, expected)
-    except StoreError as e:
+    except (StoreError, ValueError, OSError) as e:
         raise TaskRefused(f"{what} at {locator} (expected hash {hash_hex(parse_hash(expected))}): {e}") from e
 
 
@@ -84,24 +111,38 @@ def load_round(fc, store: ContentStore, task_id: int, round: int) -> RoundInputs
             f"{next((i for i, (a, b) in enumerate(zip(on_chain, in_spec)) if a != b), min(len(on_chain), len(in_spec)))})"
         )
 
+    if dict(spec.checks) != specs.default_checks():
+        raise TaskRefused(f"task spec {spec_locator} uses check bounds {spec.checks}, this miner applies "
+                          f"{specs.default_checks()}")
     arch = spec.model_arch
+    listed = {e.index: e.reason for e in spec.excluded}
+    verdicts = checks.check_registrations(
+        store, arch, checks.registrations_from_events(regs),
+        unavailable=lambda r: listed.get(r.index) == "unavailable",
+    )
+    mine = {e.index: e.reason for e in verdicts.excluded}
+    if mine != listed:
+        diff = sorted(set(mine.items()) ^ set(listed.items()))
+        raise TaskRefused(
+            f"task spec {spec_locator} excludes {sorted(listed.items())} but the checks give {sorted(mine.items())} "
+            f"(first difference: registration {diff[0][0]}); the server's exclusion list is wrong"
+        )
+    on_chain_excluded = published[-1].args.get("excluded")
+    if on_chain_excluded is not None and tuple(int(i) for i in on_chain_excluded) != spec.excluded_indices:
+        raise TaskRefused(f"the exclusions published on chain {list(on_chain_excluded)} differ from the spec's "
+                          f"{list(spec.excluded_indices)}")
+    included = verdicts.included
     try:
         w_t = params_from_bytes(_fetch(store, "global model", spec.global_model.locator, spec.global_model.hash), arch)
-        deltas = [
-            params_from_bytes(_fetch(store, f"update of client {u.client} (#{i})", u.locator, u.hash), arch)
-            for i, u in enumerate(spec.updates)
-        ]
         x, y = dataset_from_bytes(_fetch(store, "validation set", spec.validation.locator, spec.validation.hash))
     except SerializationError as e:
         raise TaskRefused(f"a blob of task {task_id} round {round} does not decode: {e}") from e
     if x.shape[0] != spec.validation_n:
         raise TaskRefused(f"validation set has {x.shape[0]} rows, the spec says {spec.validation_n}")
-    stacked = {name: np.stack([d[name] for d in deltas]) for name in Arch.shapes(arch)}
+    stacked = {name: np.stack([verdicts.updates[i][name] for i in included]) for name in Arch.shapes(arch)}
+    n_k = np.asarray([spec.updates[i].n_k for i in included], np.float32)
     try:
-        game = RoundGame.create(
-            arch, w_t, stacked, np.asarray(spec.n_k, np.float32), x, y,
-            aggregation=spec.aggregation, metric=spec.metric,
-        )
+        game = RoundGame.create(arch, w_t, stacked, n_k, x, y, aggregation=spec.aggregation, metric=spec.metric)
     except ValueError as e:
         raise TaskRefused(f"task {task_id} round {round} inputs are inconsistent: {e}") from e
-    return RoundInputs(spec, game)
+    return RoundInputs(spec, game, tuple(included), len(spec.updates))

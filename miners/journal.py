@@ -10,10 +10,19 @@ One JSON file per (chain, contract, task, round, attempt, miner), replaced atomi
 (write to a temporary file, fsync, rename, fsync the directory), so a crash leaves either the
 old or the new entry, never a torn one. Vectors are stored as decimal strings of their
 fixed-point ints, so nothing is lost to float formatting.
+
+Beside the entries the journal keeps, per (chain, genesis, contract): the block the miner's
+discovery has read up to (so a restart does not rescan from block 0) and the rounds it refused
+with the one-line reason (so a restart does not retry a task that cannot be mined). Entries
+carry the chain's genesis hash, so a chain reset (same chain id, new genesis) is detected and
+its stale entries are reported and set aside instead of being acted on. One process at a time
+may use an account's entries: :meth:`Journal.lock` takes an exclusive lock (``flock``) that a
+second process on the same key and journal fails to get.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -34,6 +43,10 @@ class JournalError(RuntimeError):
     """A journal file is unreadable or inconsistent; the message names the file."""
 
 
+class JournalLocked(JournalError):
+    """Another process holds this account's journal lock (two miners on one key)."""
+
+
 @dataclass
 class Entry:
     """What a miner must remember about one commit/reveal attempt.
@@ -46,6 +59,9 @@ class Entry:
         commitment: keccak of the above (:func:`fedcoin.protocol.commitment.commitment_hash`), 0x-hex.
         status: one of :data:`STATES`.
         txs: transaction hashes sent for this attempt, by purpose (``commit``, ``reveal``, ...).
+        genesis: 0x-hex hash of the chain's block 0 when the entry was written ("" in entries
+            written before genesis was recorded: treated as matching).
+        bond: wei bonded with the commitment (0: the contract's minimum at the time).
     """
 
     chain_id: int
@@ -60,6 +76,8 @@ class Entry:
     commitment: str
     status: str = PREPARED
     txs: dict[str, str] = field(default_factory=dict)
+    genesis: str = ""
+    bond: int = 0
 
     @property
     def key(self) -> str:
@@ -133,6 +151,80 @@ class Journal:
             return Entry.from_json(path.read_text())
         except (OSError, ValueError, TypeError, KeyError) as e:
             raise JournalError(f"journal entry {path} is unreadable: {e}") from e
+
+    # ---------------------------------------------------------------- one process per account
+
+    def lock(self, miner: str) -> None:
+        """Take this account's exclusive lock for the life of the process.
+
+        Raises:
+            JournalLocked: another live process holds it (the message names its pid).
+        """
+        path = self.dir / f"{miner.lower()}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise JournalLocked(
+                f"another miner process (pid {holder}) is already using account {miner} with journal {self.dir}; "
+                f"two processes on one key would overwrite each other's commitments and lose bonds. "
+                f"Stop the other one first, or use another account."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd  # held until the process exits (the kernel drops it then)
+
+    # ---------------------------------------------------------------- per-chain bookkeeping
+
+    def _meta_path(self, kind: str, chain_id: int, genesis: str, contract: str) -> Path:
+        return self.dir / f"{kind}-{chain_id}-{genesis[2:14].lower()}-{contract.lower()}.state"
+
+    def _read_meta(self, path: Path, default):
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return default
+        except (OSError, ValueError) as e:
+            raise JournalError(f"journal file {path} is unreadable: {e}") from e
+
+    def _write_meta(self, path: Path, data) -> None:
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        with open(tmp, "w") as f:
+            json.dump(data, f, sort_keys=True, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(self.dir)
+
+    def cursor(self, chain_id: int, genesis: str, contract: str) -> int:
+        """The first block discovery has not read yet (0 when new)."""
+        return int(self._read_meta(self._meta_path("cursor", chain_id, genesis, contract), {"next_block": 0})["next_block"])
+
+    def set_cursor(self, chain_id: int, genesis: str, contract: str, next_block: int) -> None:
+        self._write_meta(self._meta_path("cursor", chain_id, genesis, contract), {"next_block": int(next_block)})
+
+    def refusals(self, chain_id: int, genesis: str, contract: str) -> dict[str, str]:
+        """``{"task-round": reason}`` of rounds this miner refused on this chain and contract."""
+        return dict(self._read_meta(self._meta_path("refused", chain_id, genesis, contract), {}))
+
+    def refuse(self, chain_id: int, genesis: str, contract: str, task_id: int, round: int, reason: str) -> None:
+        """Record that round ``round`` of task ``task_id`` is refused (durably)."""
+        path = self._meta_path("refused", chain_id, genesis, contract)
+        data = self._read_meta(path, {})
+        data[f"{task_id}-{round}"] = reason
+        self._write_meta(path, data)
+
+    def set_aside(self, entry: Entry, why: str) -> Path:
+        """Move a stale entry (another chain's) into ``stale/`` so it is never acted on."""
+        stale = self.dir / "stale"
+        stale.mkdir(exist_ok=True)
+        src = self._path(entry.key)
+        dst = stale / src.name
+        os.replace(src, dst)
+        (stale / f"{src.stem}.why").write_text(why + "\n")
+        return dst
 
     def entries(self, *, miner: str | None = None, open_only: bool = False) -> Iterator[Entry]:
         """Entries in file-name order; ``open_only`` keeps those with work left (not settled/abandoned)."""

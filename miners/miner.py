@@ -3,10 +3,22 @@
 One :class:`Miner` per account. Each :meth:`Miner.tick` does whatever is due, so the loop is
 restartable at any point: all durable state is on the chain or in the :mod:`miners.journal`.
 
-Time: deadlines are block timestamps. The miner estimates the next block's time as
-``max(latest block timestamp, wall clock)``, which is right on Anvil (it stamps blocks with
-wall-clock time) and on public chains (whose clocks track wall time); a node whose clock runs
-behind wall time would make the miner stop sampling early, never late.
+Time: deadlines are block timestamps, judged by the block a transaction will land in
+(:meth:`fedcoin.chain.FedCoin.next_block_time`: the latest block on an on-demand chain can be
+minutes old). Every transaction is estimated against the pending block first, so a node whose
+clock lags gets a decoded revert, never a wasted bond.
+
+Faults are contained: an error in one round (a blob that will not decode, a vector out of the
+fixed-point range, a spec whose exclusions differ from this miner's checks) refuses that round
+with a one-line reason, persisted in the journal so a restart does not retry it; an error
+while revealing or finalizing is logged and retried on the next tick (the bond is at stake);
+a node outage is waited out with backoff, and the loop carries on when the node is back.
+
+Under load the miner keeps the commit deadline: inputs are fetched, verified and compiled as
+soon as a round is seen (the first sampling step is the compile, and its samples count), the
+commit is sent before ``deadline − margin`` where the margin adapts to the measured commit
+latency and step time, and when the error bound has not reached ½·D by then the miner commits
+what it has (an honest, less accurate vector) rather than nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +32,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import requests
+
 import jax
 
 from fedcoin.protocol import fixedpoint
@@ -28,8 +42,9 @@ from fedcoin.protocol.constants import ZERO_HASH
 from fedcoin.protocol.commitment import commitment_hash, new_salt
 from fedcoin.protocol.posap import P_INF
 from fedcoin.content.store import ContentStore
+from fedcoin.protocol.fixedpoint import FixedPointRangeError
 from miners import shapley
-from miners.inputs import TaskRefused, load_round
+from miners.inputs import RoundInputs, TaskRefused, load_round
 from miners.journal import ABANDONED, COMMITTED, PREPARED, REVEALED, SETTLED, Entry, Journal
 
 
@@ -47,7 +62,8 @@ class MinerConfig:
         margin: sample until the bound is at most ``margin × D`` (below 1 leaves room for
             the other miners' error: two estimates each within D/2 of the truth are within D
             of each other).
-        safety_s: stop sampling this long before the commit deadline (time to send the commit).
+        safety_s: the least time kept before the commit deadline to send the commit; the
+            miner widens it to 3× the measured commit latency plus one sampling step.
         sampler: a :data:`miners.shapley.SAMPLERS` name.
         control_variate: sample v − u with u's Shapley values added back (unbiased; about a
             quarter of plain sampling's error at K=20, see docs/shapley.md); costs K utility
@@ -80,9 +96,11 @@ class MinerConfig:
 class _Work:
     """In-memory state of a round being mined (estimator state survives a re-open)."""
 
+    inputs: RoundInputs | None = None
     game: shapley.Game | None = None
     state: shapley.ShapleyState | None = None
     refused: str | None = None
+    step_s: float = 0.0  # measured duration of one sampling step (compile excluded)
 
 
 @dataclass
@@ -109,19 +127,51 @@ class Miner:
 
     def __post_init__(self):
         self.me = self.fc.account.address
-        self._from_block = 0
         self._rounds: set[tuple[int, int]] = set()
         self._work: dict[tuple[int, int], _Work] = {}
         seed = self.config.seed if self.config.seed is not None else secrets.randbits(31)
         self._key = jax.random.key(seed)
         self._max_iter = None
+        self._commit_latency_s = 0.0
+        self._genesis: str | None = None
+        self._from_block: int | None = None
+        self._retries: dict[str, int] = {}
         self.summaries: list[str] = []
 
     # ------------------------------------------------------------------ helpers
 
     def now(self) -> int:
-        """Estimated timestamp of the next block."""
-        return max(self.fc.latest_timestamp(), int(time.time()))
+        """Timestamp the next block will carry (:meth:`FedCoin.next_block_time`)."""
+        return self.fc.next_block_time()
+
+    @property
+    def genesis(self) -> str:
+        """0x-hex hash of the chain's block 0: with the chain id, which chain this is."""
+        if self._genesis is None:
+            self._genesis = "0x" + bytes(self.fc.tx.rpc(lambda: self.fc.w3.eth.get_block(0), "eth_getBlockByNumber")["hash"]).hex()
+        return self._genesis
+
+    def _chain_key(self) -> tuple[int, str, str]:
+        return self.fc.chain_id, self.genesis, self.fc.address
+
+    def check_journal(self) -> list[str]:
+        """Set aside this account's entries written on another chain with this chain id (a reset
+        dev chain): they can never be revealed here. Returns one line per entry set aside."""
+        lines = []
+        for e in list(self.journal.entries(miner=self.me, open_only=True)):
+            if e.chain_id != self.fc.chain_id or not e.genesis or e.genesis == self.genesis:
+                continue
+            why = (f"written on chain {e.chain_id} with genesis {e.genesis[:12]}…, but this node's genesis is "
+                   f"{self.genesis[:12]}…: the chain was reset, this commitment no longer exists")
+            self.journal.set_aside(e, why)
+            lines.append(f"journal: set aside task {e.task_id} round {e.round} attempt {e.attempt} ({why})")
+        for line in lines:
+            self._say(line)
+        return lines
+
+    def _safety_s(self, work: _Work) -> float:
+        """Seconds kept before the commit deadline: never less than the configured floor."""
+        return max(self.config.safety_s, 3.0 * self._commit_latency_s + work.step_s)
 
     def _say(self, msg: str) -> None:
         self.log(f"[miner {self.me[:8]}] {msg}")
@@ -136,10 +186,20 @@ class Miner:
     def discover(self) -> None:
         """Add rounds with a (re-)published Shapley task since the last look.
 
-        Reads ``ShapleyTaskPublished`` / ``RoundReopened`` logs; where the node cannot serve
-        logs, falls back to polling every task's current round through views.
+        Reads ``ShapleyTaskPublished`` / ``RoundReopened`` logs from the block after the last one
+        read (persisted in the journal, so a restart does not rescan from block 0); where the
+        node cannot serve logs, falls back to polling every task's current round through views.
         """
-        head = self.fc.w3.eth.block_number
+        if self._from_block is None:
+            self._from_block = self.journal.cursor(*self._chain_key())
+            if self._from_block:
+                # rounds published before the cursor may still be open: look at the current rounds
+                tasks = [self.task] if self.task is not None else range(1, self.fc.task_count() + 1)
+                for t in tasks:
+                    info = self.fc.get_task(t)
+                    if info.status == TaskStatus.ACCEPTED:
+                        self._rounds.add((t, int(info.current_round)))
+        head = self.fc.tx.rpc(lambda: self.fc.w3.eth.block_number, "eth_blockNumber")
         if head < self._from_block:
             return  # no new block since the last look
         try:
@@ -157,20 +217,40 @@ class Miner:
                 if info.status == TaskStatus.ACCEPTED:
                     self._rounds.add((t, int(info.current_round)))
         self._from_block = head + 1
+        self.journal.set_cursor(*self._chain_key(), self._from_block)
 
     # ------------------------------------------------------------------ one tick
 
     def tick(self) -> bool:
-        """Do everything that is due now; return True if anything was done."""
+        """Do everything that is due now; return True if anything was done.
+
+        A node outage propagates (``run`` waits it out); any other error is contained to the
+        round it happened in.
+        """
         self.discover()
         did = False
         for entry in list(self.journal.entries(miner=self.me, open_only=True)):
             if entry.chain_id == self.fc.chain_id and entry.contract.lower() == self.fc.address.lower():
-                did |= self._advance(entry)
+                did |= self._contained(f"task {entry.task_id} round {entry.round}", self._advance, entry)
         for task_id, round in sorted(self._rounds):
-            did |= self._maybe_mine(task_id, round)
-        did |= self._maybe_withdraw()
+            did |= self._contained(f"task {task_id} round {round}", self._maybe_mine, task_id, round)
+        did |= bool(self._contained("withdraw", self._maybe_withdraw))
         return did
+
+    def _contained(self, what: str, fn, *args) -> bool:
+        """``fn(*args)``; an error other than a node outage is logged (with the number of times it
+        happened) and swallowed, so one round's trouble never stops the others."""
+        try:
+            out = fn(*args)
+            self._retries.pop(what, None)
+            return bool(out)
+        except Exception as e:  # noqa: BLE001 - containment is the point; outages re-raised
+            if is_outage(e):
+                raise
+            n = self._retries[what] = self._retries.get(what, 0) + 1
+            if n in (1, 2, 5) or n % 20 == 0:
+                self._say(f"{what}: {type(e).__name__}: {e} (attempt {n}; will retry)")
+            return False
 
     def idle(self) -> bool:
         """No open journal entry and no round still open for mining."""
@@ -182,16 +262,36 @@ class Miner:
         return True
 
     def run(self, *, until: Callable[[], bool] | None = None, max_idle_s: float | None = None) -> None:
-        """Tick until ``until()`` is true, or nothing was due for ``max_idle_s`` seconds."""
+        """Tick until ``until()`` is true, or nothing was due for ``max_idle_s`` seconds.
+
+        A node outage (connection refused, timeouts) is waited out with backoff (up to 30 s
+        between tries), however long it lasts: the journal holds every commitment, so nothing
+        is lost while the node is away.
+        """
         idle_since = time.monotonic()
-        while not (until and until()):
+        down_since: float | None = None
+        backoff = self.config.poll_s
+        while True:
             try:
+                if until and until():
+                    return
                 if self.tick():
                     idle_since = time.monotonic()
-            except RPCUnavailable as e:
-                self._say(f"RPC unavailable, retrying: {e}")
-            if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s and self.idle():
-                return
+                if down_since is not None:
+                    self._say(f"node is back after {time.monotonic() - down_since:.0f}s; carrying on")
+                    down_since, backoff = None, self.config.poll_s
+                if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s and self.idle():
+                    return
+            except Exception as e:  # noqa: BLE001 - only outages reach here (tick contains the rest)
+                if not is_outage(e):
+                    raise
+                if down_since is None:
+                    down_since = time.monotonic()
+                    self._say(f"node unreachable ({type(e).__name__}: {str(e)[:120]}); retrying with backoff, "
+                              f"pending reveals are safe in the journal")
+                backoff = min(30.0, backoff * 2)
+                time.sleep(backoff)
+                continue
             time.sleep(self.config.poll_s)
 
     # ------------------------------------------------------------------ mining
@@ -203,76 +303,106 @@ class Miner:
             self._rounds.discard((task_id, round))
             self._work.pop((task_id, round), None)
             return False
-        if work.refused or self.now() >= info.commit_deadline - self.config.safety_s:
+        if work.refused is None:
+            work.refused = self.journal.refusals(*self._chain_key()).get(f"{task_id}-{round}")
+        if work.refused:
             return False
         if self.journal.get(self.fc.chain_id, self.fc.address, task_id, round, info.attempt, self.me):
             return False
         if self.fc.get_commitment(task_id, round, info.attempt, self.me).hash != ZERO_HASH:
             return False  # committed by another process of this account: not ours to manage
         try:
+            if work.game is None:
+                self._prepare(task_id, round, info, work)
+            if self.now() >= info.commit_deadline - self._safety_s(work):
+                return False
             self._mine(task_id, round, info, work)
         except TaskRefused as e:
-            work.refused = str(e)
-            self._say(f"REFUSED task {task_id} round {round}: {e}. Nothing committed.")
+            self._refuse(task_id, round, work, str(e))
+        except (FixedPointRangeError, ValueError, ArithmeticError) as e:  # e.g. a NaN or |φ| > 1e9 estimate
+            self._refuse(task_id, round, work, f"cannot commit a valid vector ({type(e).__name__}: {e})")
         return True
 
-    def _mine(self, task_id: int, round: int, info, work: _Work) -> None:
-        if work.game is None:
-            inputs = load_round(self.fc, self.store, task_id, round)
-            if self.config.ray is None:
-                work.game = shapley.fl_game(inputs.game, control_variate=self.config.control_variate)
-            else:  # scale-out over Ray workers (optional extra): miners/shapley/distributed.py
-                from miners.shapley.distributed import RayGame
+    def _refuse(self, task_id: int, round: int, work: _Work, reason: str) -> None:
+        reason = " ".join(str(reason).split())[:300]
+        work.refused = reason
+        self.journal.refuse(*self._chain_key(), task_id, round, reason)
+        self._say(f"REFUSED task {task_id} round {round}: {reason}. Nothing committed; not retried.")
 
-                work.game = RayGame(inputs.game, self.config.ray, control_variate=self.config.control_variate)
+    def _prepare(self, task_id: int, round: int, info, work: _Work) -> None:
+        """Fetch and verify the inputs, build the fast game and run its first (compiling) step.
+
+        Done as soon as the round is seen, so the commit window is spent sampling; the first
+        step's samples are kept in the state.
+        """
+        t0 = time.monotonic()
+        work.inputs = load_round(self.fc, self.store, task_id, round)
+        if self.config.ray is None:
+            work.game = shapley.fl_game(work.inputs.game, control_variate=self.config.control_variate)
+        else:  # scale-out over Ray workers (optional extra): miners/shapley/distributed.py
+            from miners.shapley.distributed import RayGame
+
+            work.game = RayGame(work.inputs.game, self.config.ray, control_variate=self.config.control_variate)
+        t1 = time.monotonic()
+        if self.config.ray is None:
+            self._key, sub = jax.random.split(self._key)
+            one_step = max(shapley.block_size(self.config.sampler, work.game.n_players), 32)
+            res = shapley.run_until(work.game, key=sub, D=0.0, p=2, max_perms=one_step, sampler=self.config.sampler)
+            work.state = res.state
+        n_in, n_all = len(work.inputs.included), work.inputs.n_registered
+        self._say(f"task {task_id} round {round}: inputs verified ({n_in} of {n_all} updates in the game"
+                  f"{'; excluded: ' + ', '.join(f'#{e.index} {e.reason}' for e in work.inputs.spec.excluded) if n_in < n_all else ''}), "
+                  f"loaded in {t1 - t0:.1f}s, compiled in {time.monotonic() - t1:.1f}s")
+
+    def _mine(self, task_id: int, round: int, info, work: _Work) -> None:
         D = fixedpoint.decode(info.difficulty)
         p = math.inf if info.p == P_INF else int(info.p)
         cap = self.config.max_perms or self._cap()
-        budget_s = info.commit_deadline - self.now() - self.config.safety_s
-        deadline = time.time() + budget_s
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=cap, desc=f"task {task_id} r{round} a{info.attempt}", unit="perm",
-                       leave=False, file=sys.stderr, dynamic_ncols=True)
+        target = self.config.margin * D
+        deadline = time.time() + (info.commit_deadline - self.now()) - self._safety_s(work)
+        show = _Progress(f"task {task_id} r{round} a{info.attempt}", target, deadline, enabled=self.progress)
 
         def progress(est):
-            if bar is not None:
-                bar.n = min(est.iterations, cap)
-                bar.set_postfix_str(f"err={est.err_p:.2e} D={D:.1e} left={max(0.0, deadline - time.time()):.0f}s")
+            show.update(est)
 
         self._key, sub = jax.random.split(self._key)
         run_until = shapley.run_until if self.config.ray is None else (lambda _g, **kw: work.game.run_until(**kw))
         res = run_until(
-            work.game, key=sub, D=self.config.margin * D, p=p, confidence=self.config.confidence,
+            work.game, key=sub, D=target, p=p, confidence=self.config.confidence,
             deadline=deadline, max_perms=cap, sampler=self.config.sampler, state=work.state, progress=progress,
         )
-        if bar is not None:
-            bar.close()
+        show.close()
         work.state = res.state
+        if res.iterations:
+            work.step_s = max(work.step_s, res.elapsed_s / max(1, math.ceil(res.iterations / 32)))
         if res.iterations == 0:
             self._say(f"task {task_id} round {round}: no time to sample before the commit deadline")
             return
-        values = fixedpoint.encode_vector(res.phi.tolist())
+        values = fixedpoint.encode_vector(work.inputs.expand(res.phi.tolist()))
         salt = new_salt()
         c = commitment_hash(self.fc.chain_id, self.fc.address, task_id, round, self.me, values, res.iterations, salt)
         entry = Entry(
             chain_id=self.fc.chain_id, contract=self.fc.address, task_id=task_id, round=round,
             attempt=int(info.attempt), miner=self.me, values=values, iterations=int(res.iterations),
-            salt="0x" + salt.hex(), commitment="0x" + c.hex(),
+            salt="0x" + salt.hex(), commitment="0x" + c.hex(), genesis=self.genesis,
+            bond=int(self.config.bond or 0),
         )
         self.journal.write(entry)  # durable before the commit leaves this process
+        why = {"converged": "error bound reached ½·D", "deadline": "commit deadline near: committing what it has",
+               "max_perms": "permutation budget spent"}.get(res.reason, res.reason)
         self._say(
             f"task {task_id} round {round} attempt {info.attempt}: {res.iterations} permutations, "
-            f"err_p={res.err_p:.3e} (D={D:.3e}, p={'inf' if p == math.inf else p}, {res.reason}, "
+            f"err_p={res.err_p:.3e} vs target {target:.3e} (D={D:.3e}, p={'inf' if p == math.inf else p}; {why}; "
             f"{res.elapsed_s:.1f}s); committing"
         )
         self._send_commit(entry)
 
     def _send_commit(self, entry: Entry) -> None:
+        t0 = time.monotonic()
         try:
             tx = self.fc.commit(entry.task_id, entry.round, bytes.fromhex(entry.commitment[2:]), bond=self.config.bond)
+            latency = time.monotonic() - t0
+            self._commit_latency_s = latency if not self._commit_latency_s else 0.5 * (self._commit_latency_s + latency)
         except ContractRevert as e:
             self.journal.update(entry, status=ABANDONED)
             self._say(f"task {entry.task_id} round {entry.round}: commit rejected ({e.name}{e.args_}); bond not at stake")
@@ -360,3 +490,37 @@ class Miner:
         self.fc.withdraw()
         self._say(f"withdrew {owed} wei")
         return True
+
+
+def is_outage(e: BaseException) -> bool:
+    """True for a failure of the node or the network (worth waiting out), not of the request."""
+    if isinstance(e, RPCUnavailable):
+        return True
+    if isinstance(e, (ContractRevert, ChainError)):
+        return False
+    return isinstance(e, (ConnectionError, TimeoutError, requests.ConnectionError, requests.Timeout))
+
+
+class _Progress:
+    """A one-line display of sampling against the real target: error bound vs ½·D, time left."""
+
+    def __init__(self, desc: str, target: float, deadline: float, *, enabled: bool):
+        self.desc, self.target, self.deadline = desc, target, deadline
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=None, desc=desc, bar_format="{desc}: {postfix}", leave=False, file=sys.stderr,
+                            dynamic_ncols=True)
+
+    def update(self, est) -> None:
+        if self.bar is None:
+            return
+        left = max(0.0, self.deadline - time.time())
+        err = est.err_p if math.isfinite(est.err_p) else float("inf")
+        self.bar.set_postfix_str(f"{est.iterations} perms, error bound {err:.2e} → target {self.target:.2e}, "
+                                 f"{left:.0f}s to commit")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

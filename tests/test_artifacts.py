@@ -3,7 +3,8 @@ test-only contracts are not shipped."""
 
 from __future__ import annotations
 
-from fedcoin.dev.build import ARTIFACTS_DIR, SHIPPED_CONTRACTS, load_artifact
+from fedcoin.chain.artifact import ARTIFACTS_DIR, load_artifact
+from fedcoin.dev.build import SHIPPED_CONTRACTS
 from fedcoin_testkit import compiled
 
 

@@ -182,7 +182,7 @@ class Lifecycle(RuleBasedStateMachine):
 
 
 def test_money_is_conserved_under_random_lifecycles(env):
-    w3, fc = env
+    w3, fc, _ = env
     run_state_machine_as_test(
         lambda: Lifecycle(w3, fc),
         settings=settings(max_examples=8, stateful_step_count=30, deadline=None, derandomize=True,

@@ -62,3 +62,44 @@ def test_corrupt_entry_raises_an_error_naming_the_file(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(JournalError, match="broken.json"):
         list(j.entries())
+
+
+def test_a_second_process_cannot_take_an_accounts_lock(tmp_path):
+    import subprocess
+    import sys
+
+    from miners.journal import JournalLocked
+
+    miner = "0xDef0000000000000000000000000000000000002"
+    Journal(tmp_path).lock(miner)  # held by this process for its lifetime
+    code = ("import sys; from miners.journal import Journal, JournalLocked\n"
+            f"try:\n    Journal({str(tmp_path)!r}).lock({miner!r})\nexcept JournalLocked as e:\n"
+            "    print(e); sys.exit(3)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 3, out.stderr
+    assert f"pid {__import__('os').getpid()}" in out.stdout and "Stop the other one first" in out.stdout
+    # another account in the same journal is free
+    other = subprocess.run([sys.executable, "-c", code.replace(miner, "0x" + "77" * 20)], capture_output=True, timeout=60)
+    assert other.returncode == 0
+    assert JournalLocked.__mro__[1] is JournalError
+
+
+def test_cursor_and_refusals_persist_per_chain_and_genesis(tmp_path):
+    j = Journal(tmp_path)
+    key = (31337, "0x" + "aa" * 32, "0xAbC0000000000000000000000000000000000001")
+    assert j.cursor(*key) == 0 and j.refusals(*key) == {}
+    j.set_cursor(*key, 1234)
+    j.refuse(*key, 3, 1, "update #2 holds NaN")
+    again = Journal(tmp_path)
+    assert again.cursor(*key) == 1234 and again.refusals(*key) == {"3-1": "update #2 holds NaN"}
+    reset = (31337, "0x" + "bb" * 32, key[2])  # same chain id, new genesis: a reset chain
+    assert again.cursor(*reset) == 0 and again.refusals(*reset) == {}
+    assert [e for e in again.entries()] == []  # bookkeeping files are not entries
+
+
+def test_stale_entries_are_set_aside_not_deleted(tmp_path):
+    j = Journal(tmp_path)
+    e = _entry(genesis="0x" + "aa" * 32)
+    j.write(e)
+    dst = j.set_aside(e, "chain was reset")
+    assert list(j.entries()) == [] and dst.exists() and "reset" in dst.with_suffix(".why").read_text()

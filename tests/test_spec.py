@@ -38,7 +38,7 @@ def test_encoding_is_canonical_json():
     doc = json.loads(data)
     assert data == json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     assert b" " not in data and b"\n" not in data
-    assert doc["version"] == 1 and doc["format"] == "fedcoin-task-spec"
+    assert doc["version"] == 2 and doc["format"] == "fedcoin-task-spec"
     assert doc["updates"][0]["client"] == CLIENTS[0]  # checksummed
     assert doc["model"]["shapes"] == {"w0": [64, 10], "b0": [10]}
 
@@ -98,7 +98,11 @@ def _enc(doc):
     [
         (lambda d: d.pop("validation"), "missing field"),
         (lambda d: d["updates"][0].pop("n_k"), r"updates\[0\]: missing"),
-        (lambda d: d.__setitem__("version", 2), "unknown version 2"),
+        (lambda d: d.__setitem__("version", 1), "unknown version 1"),
+        (lambda d: d["excluded"].append({"index": 0, "client": d["updates"][0]["client"], "reason": "gremlins"}), r"excluded\[0\].reason"),
+        (lambda d: d["excluded"].append({"index": 5, "client": d["updates"][0]["client"], "reason": "non-finite"}), r"excluded\[0\].index"),
+        (lambda d: d["excluded"].append({"index": 0, "client": d["updates"][1]["client"], "reason": "non-finite"}), r"excluded\[0\].client"),
+        (lambda d: d.pop("checks"), r"missing field"),
         (lambda d: d.__setitem__("version", True), "unknown version"),
         (lambda d: d.__setitem__("format", "other"), "spec.format"),
         (lambda d: d.__setitem__("extra", 1), "unknown field"),
@@ -139,7 +143,7 @@ def test_non_canonical_and_non_json_bytes_are_rejected():
 
 #: keccak256 of _spec()'s canonical bytes, pinned: a change to the encoding must be deliberate
 #: (bump the format version), because miners and the chain already agree on old hashes.
-PINNED_HASH = "ef98f68809dde3305ec33a4db134392e1c14206cbec8e87511846360d189c16c"
+PINNED_HASH = "4d27071db2aec2c379af598e1a5e614bd26bfa886e95300c4324396b194f6db3"  # format version 2
 
 
 def test_hash_is_pinned_across_runs():

@@ -18,14 +18,16 @@ Read vectors from events (:meth:`FedCoin.reveals`, :meth:`FedCoin.registrations`
 
 from __future__ import annotations
 
+import time
 from typing import Any, Iterable, Sequence
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
+from web3.exceptions import Web3RPCError
 
 from fedcoin.chain.abi import canonical_type, normalize
-from fedcoin.chain.artifact import load_artifact
+from fedcoin.chain.artifact import code_matches, load_artifact
 from fedcoin.chain.deployment import DeployParams
 from fedcoin.chain.errors import ChainError, ErrorDecoder
 from fedcoin.chain.rpc import DEFAULT_PRIORITY_FEE, Transactor, connect
@@ -43,14 +45,18 @@ from fedcoin.protocol import merkle as _merkle
 from fedcoin.protocol import posap as _posap
 
 
-def open_fedcoin(rpc_url: str, address: str | None = None, account: LocalAccount | None = None) -> "FedCoin":
+def open_fedcoin(rpc_url: str, address: str | None = None, account: LocalAccount | None = None, *,
+                 verify: bool = True) -> "FedCoin":
     """The FedCoin contract behind ``rpc_url``: at ``address``, else the deployment recorded for
-    the node's chain (:func:`fedcoin.chain.deployment.deployed_address`). Every CLI opens it here.
+    the node's chain (:func:`fedcoin.chain.deployment.deployed_address`). Every CLI opens it here,
+    so no command sends a transaction (or value) to an address that does not hold this FedCoin:
+    with ``verify`` the code at the address must be the shipped artifact's runtime code
+    (immutables masked, :func:`fedcoin.chain.artifact.code_matches`).
 
     Raises:
         RPCUnavailable: nothing answers at ``rpc_url``.
         LookupError: no ``address`` given and none recorded for the chain.
-        ValueError: ``address`` is not an address, or there is no contract code at it.
+        ValueError: ``address`` is not an address, there is no code at it, or the code is not FedCoin's.
     """
     from fedcoin.chain.deployment import deployed_address
 
@@ -60,8 +66,14 @@ def open_fedcoin(rpc_url: str, address: str | None = None, account: LocalAccount
         address = to_checksum_address(address)
     except (ValueError, TypeError):
         raise ValueError(f"{address!r} is not an address") from None
-    if not w3.eth.get_code(address):
+    code = w3.eth.get_code(address)
+    if not code:
         raise ValueError(f"no contract code at {address} on {rpc_url} (wrong contract address or chain?)")
+    if verify and not code_matches("FedCoin", bytes(code)):
+        raise ValueError(
+            f"the contract at {address} on {rpc_url} is not this version of FedCoin (its code differs from the "
+            f"shipped artifact): nothing was sent. Deploy one with `fedcoin deploy` / `brownie run deploy` or "
+            f"pass --contract with the address of one")
     return FedCoin(w3, address, account)
 
 
@@ -489,6 +501,23 @@ class FedCoin:
 
     def next_difficulty(self, d: int, elapsed: int, target: int) -> int:
         return self._call("nextDifficulty", d, elapsed, target)
+
+    def next_block_time(self) -> int:
+        """The timestamp the next block will carry, as far as it can be told now.
+
+        Deadlines are judged by the block a transaction lands in, not by the latest block: on
+        a chain that mines only on demand (Anvil) the latest block can be minutes old while the
+        next one will carry the current time. This is ``max(latest block time, pending block
+        time, wall clock)``; a caller that acts on it still sends its transaction through
+        ``eth_estimateGas`` against the pending block, so a node whose clock lags gets a
+        decoded revert (e.g. ``FedCoinRevealWindowOpen``) instead of a wasted transaction.
+        """
+        latest = self.latest_timestamp()
+        try:
+            pending = int(self.tx.rpc(lambda: self.w3.eth.get_block("pending"), "eth_getBlockByNumber")["timestamp"])
+        except (ChainError, Web3RPCError, ValueError, KeyError, TypeError):
+            pending = latest  # a node that serves no pending block
+        return max(latest, pending, int(time.time()))
 
     def latest_timestamp(self) -> int:
         """Timestamp of the latest block (deadlines are compared with block time)."""

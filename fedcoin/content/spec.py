@@ -5,7 +5,7 @@ The FL server writes one spec per round, puts it in the content store and publis
 the bytes with ``store.get(locator, on_chain_hash)`` and parses them with :func:`parse` (or
 :meth:`TaskSpec.from_bytes`), which rejects anything malformed with a message naming the field.
 
-Format (version 1), shown pretty-printed; on the wire it is canonical JSON — keys sorted, no
+Format (version 2), shown pretty-printed; on the wire it is canonical JSON — keys sorted, no
 whitespace, UTF-8, integers only (no floats anywhere, so no float formatting to disagree on)::
 
     {
@@ -21,6 +21,8 @@ whitespace, UTF-8, integers only (no floats anywhere, so no float formatting to 
          "locator": "local:0x…", "n_k": 500},
         …
       ],
+      "excluded": [{"index": 3, "client": "0x…", "reason": "non-finite"}],
+      "checks": {"max_update_norm": 1000, "max_data_cost": 1000000000},
       "aggregation": "fedavg-weighted",
       "utility": {"metric": "neg_cross_entropy"},
       "validation": {"hash": "0x…", "locator": "local:0x…", "n": 1000}
@@ -32,9 +34,15 @@ Meaning:
   (redundant on purpose; the parser checks they agree). Blobs are safetensors of float32
   (:mod:`fedcoin.ml.serialization`).
 * ``global_model``: w_t, the global parameters *before* the round.
-* ``updates``: in registration order (the order of the Shapley vector). Each update is
+* ``updates``: every registration of the round, in registration order (the order of the
+  Shapley vector). Each update is
   Δ_k = w_k − w_t, client k's locally trained parameters minus w_t; ``n_k`` is its data cost
   (number of local training samples) as registered on-chain.
+* ``excluded``: the registrations (by index into ``updates``, ascending) that failed a check of
+  :mod:`fedcoin.content.checks`, with the first failing check as ``reason``. They are out of
+  the game: their Shapley value is 0, they are paid nothing, and they do not enter the next
+  global model. Miners re-run the checks and refuse a spec whose list differs from theirs.
+* ``checks``: the bounds the checks used (integers): the largest update L2 norm and data cost.
 * ``aggregation``: A(w_t, C) = w_t + Σ_{k∈C} a_k Δ_k / Σ_{k∈C} a_k with a_k = n_k
   (``"fedavg-weighted"``) or a_k = 1 (``"fedavg-uniform"``); A(w_t, ∅) = w_t.
 * ``utility``: v(C) = m(A(w_t, C)) − m(w_t) on the validation set, m = negative mean
@@ -53,14 +61,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from fedcoin.ml.fedavg import DEFAULT_RULE, RULES
 from fedcoin.ml.models import Arch
 from fedcoin.ml.utility import METRICS
+from fedcoin.content.checks import REASONS
 from fedcoin.content.store import content_hash
 
 FORMAT = "fedcoin-task-spec"
-VERSION = 1
+VERSION = 2
 
 _HASH = re.compile(r"^0x[0-9a-f]{64}$")
 _ADDR = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -122,6 +132,22 @@ class UpdateRef:
 
 
 @dataclass(frozen=True)
+class ExcludedRef:
+    """A registration left out of the game (index into ``updates``) and why."""
+
+    index: int
+    client: str
+    reason: str
+
+
+def default_checks() -> dict:
+    """The bounds of :mod:`fedcoin.content.checks` this version applies, as spec integers."""
+    from fedcoin.content import checks
+
+    return {"max_update_norm": int(checks.MAX_UPDATE_NORM), "max_data_cost": int(checks.MAX_DATA_COST)}
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One round's Shapley task (see the module docstring for the meaning of each field)."""
 
@@ -136,6 +162,8 @@ class TaskSpec:
     validation_n: int
     aggregation: str = DEFAULT_RULE
     metric: str = "neg_cross_entropy"
+    excluded: tuple[ExcludedRef, ...] = ()
+    checks: dict = field(default_factory=default_checks)
     version: int = field(default=VERSION)
 
     def __post_init__(self):
@@ -149,6 +177,16 @@ class TaskSpec:
     @property
     def n_k(self) -> tuple[int, ...]:
         return tuple(u.n_k for u in self.updates)
+
+    @property
+    def excluded_indices(self) -> tuple[int, ...]:
+        return tuple(e.index for e in self.excluded)
+
+    @property
+    def included(self) -> tuple[int, ...]:
+        """Registration indices in the game, ascending."""
+        out = set(self.excluded_indices)
+        return tuple(i for i in range(len(self.updates)) if i not in out)
 
     def to_json(self) -> dict:
         arch = Arch.parse(self.arch)
@@ -170,6 +208,8 @@ class TaskSpec:
             "updates": [
                 {"client": u.client, "hash": u.hash, "locator": u.locator, "n_k": u.n_k} for u in self.updates
             ],
+            "excluded": [{"index": e.index, "client": e.client, "reason": e.reason} for e in self.excluded],
+            "checks": dict(self.checks),
             "aggregation": self.aggregation,
             "utility": {"metric": self.metric},
             "validation": {"hash": self.validation.hash, "locator": self.validation.locator, "n": self.validation_n},
@@ -201,6 +241,7 @@ def build_spec(
     validation_n: int,
     aggregation: str = DEFAULT_RULE,
     metric: str = "neg_cross_entropy",
+    excluded: Sequence[tuple[int, str]] = (),
 ) -> TaskSpec:
     """Build (and validate) a spec from raw values.
 
@@ -208,6 +249,7 @@ def build_spec(
         global_model: ``(hash, locator)`` of w_t.
         updates: ``[(client address, hash, locator, n_k), ...]`` in registration order.
         validation: ``(hash, locator)`` of the validation blob; ``validation_n`` its rows.
+        excluded: ``[(index, reason), ...]`` of registrations that failed a check.
         hashes may be 32 bytes or ``0x`` hex; addresses are checksummed here.
 
     Raises:
@@ -236,6 +278,7 @@ def build_spec(
         validation_n=int(validation_n),
         aggregation=aggregation,
         metric=metric,
+        excluded=tuple(ExcludedRef(int(i), addr(updates[int(i)][0]), r) for i, r in sorted(excluded)),
     )
 
 
@@ -291,7 +334,8 @@ def _blob(d, path: str, extra: set[str] = frozenset()) -> dict:
 
 
 def _validate(doc) -> None:
-    top = {"format", "version", "task", "model", "global_model", "updates", "aggregation", "utility", "validation"}
+    top = {"format", "version", "task", "model", "global_model", "updates", "excluded", "checks", "aggregation",
+           "utility", "validation"}
     if not isinstance(doc, dict):
         raise SpecError(f"spec: expected a JSON object, got {type(doc).__name__}")
     if doc.get("format") != FORMAT:
@@ -329,6 +373,26 @@ def _validate(doc) -> None:
         _hash(u["hash"], f"{p}.hash")
         _str(u["locator"], f"{p}.locator")
         _int(u["n_k"], f"{p}.n_k", minimum=1)
+    exc = doc["excluded"]
+    if not isinstance(exc, list):
+        raise SpecError("spec.excluded: expected a list (empty when every update passed the checks)")
+    last = -1
+    for i, e in enumerate(exc):
+        p = f"spec.excluded[{i}]"
+        e = _obj(e, p, {"index", "client", "reason"})
+        idx = _int(e["index"], f"{p}.index")
+        if idx <= last or idx >= len(ups):
+            raise SpecError(f"{p}.index: {idx} must be ascending and index one of the {len(ups)} updates")
+        last = idx
+        if e["client"] != ups[idx]["client"]:
+            raise SpecError(f"{p}.client: {e['client']} is not the client of update {idx} ({ups[idx]['client']})")
+        if e["reason"] not in REASONS:
+            raise SpecError(f"{p}.reason: expected one of {REASONS}, got {e['reason']!r}")
+    if len(exc) == len(ups):
+        raise SpecError("spec.excluded: every update is excluded; there is no game to value")
+    chk = _obj(doc["checks"], "spec.checks", {"max_update_norm", "max_data_cost"})
+    _int(chk["max_update_norm"], "spec.checks.max_update_norm", minimum=1)
+    _int(chk["max_data_cost"], "spec.checks.max_data_cost", minimum=1)
     if doc["aggregation"] not in RULES:
         raise SpecError(f"spec.aggregation: expected one of {RULES}, got {doc['aggregation']!r}")
     util = _obj(doc["utility"], "spec.utility", {"metric"})
@@ -370,6 +434,8 @@ def parse(data: bytes | str, *, require_canonical: bool = True) -> TaskSpec:
         validation_n=doc["validation"]["n"],
         aggregation=doc["aggregation"],
         metric=doc["utility"]["metric"],
+        excluded=tuple(ExcludedRef(e["index"], e["client"], e["reason"]) for e in doc["excluded"]),
+        checks=dict(doc["checks"]),
         version=doc["version"],
     )
     if require_canonical and spec.encode() != raw:

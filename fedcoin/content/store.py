@@ -127,6 +127,17 @@ class ContentStore(abc.ABC):
             )
         return data
 
+    def get_unverified(self, locator: str) -> bytes:
+        """The bytes behind ``locator`` WITHOUT the hash check, for callers that compare the
+        hash themselves to tell "absent" from "tampered" (:mod:`fedcoin.content.checks`).
+
+        Raises:
+            ContentNotFoundError: the store does not have the blob.
+            ValueError: the locator belongs to another backend.
+        """
+        self._check_scheme(locator)
+        return self._fetch(locator)
+
     def put_checked(self, data: bytes) -> tuple[bytes, str]:
         """Store ``data``; return ``(content_hash(data), locator)``."""
         return content_hash(data), self.put(data)

@@ -26,7 +26,8 @@ SHIPPED_CONTRACTS = ("FedCoin",)
 SETTINGS = {
     "optimizer": {"enabled": True, "runs": 200},
     "evmVersion": "cancun",
-    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object",
+                                    "evm.deployedBytecode.immutableReferences"]}},
 }
 
 
@@ -71,6 +72,9 @@ def compile_contracts(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, dict]:
                 "abi": c["abi"],
                 "bytecode": "0x" + bytecode,
                 "deployedBytecode": "0x" + c["evm"]["deployedBytecode"]["object"],
+                # where the constructor writes immutables into the runtime code: masked when a
+                # CLI checks that an address holds this FedCoin (fedcoin.chain.artifact)
+                "immutableReferences": c["evm"]["deployedBytecode"].get("immutableReferences", {}),
             }
     return artifacts
 

@@ -1,0 +1,178 @@
+"""The deterministic checks every registered update must pass to enter a round's Shapley game.
+
+The FL server runs them before publishing and lists every registration that fails in the task
+spec (``excluded``: registration index, client, reason). Every miner re-runs the same checks
+on the same bytes and refuses a spec whose exclusion list differs from its own, so the server
+can neither keep a poisoned update in the game nor drop a valid one. Excluded clients are out
+of the game (their Shapley value is 0) and the contract pays them nothing.
+
+The checks, in order (the first that fails is the reason):
+
+``unavailable``
+    the blob cannot be fetched from its locator (not found, store unreachable, a locator of a
+    scheme this store does not serve). This is the one claim a miner cannot prove or refute:
+    a miner that cannot fetch a blob cannot tell a lying server from a client that never
+    uploaded, so miners accept the server's ``unavailable`` verdicts as given and check only
+    that the blob of every *included* update is fetchable. A client sees its exclusion in the
+    spec (and the ``ShapleyTaskPublished`` event) and contests it by re-uploading before the
+    next round and registering there (see docs/fl_server.md).
+``hash-mismatch``
+    the bytes' keccak256 is not the hash the client registered on-chain.
+``undecodable``
+    not a safetensors file of exactly the architecture's tensors (names, shapes, float32).
+``non-finite``
+    a NaN or ±Inf anywhere.
+``norm-too-large``
+    the update's global L2 norm (all tensors, float64) exceeds :data:`MAX_UPDATE_NORM`.
+``data-cost-out-of-range``
+    the registered n_k is outside ``[1, MAX_DATA_COST]``.
+
+The bounds are stated in each spec (``checks``), so a miner applies the server's published
+bounds — and refuses a spec whose bounds are not the ones this version accepts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from fedcoin.content.store import ContentStore, StoreError, content_hash, parse_hash
+from fedcoin.ml.models import Arch
+from fedcoin.ml.serialization import SerializationError, params_from_bytes
+
+#: An update's largest accepted global L2 norm. Honest MNIST updates are below 10 (20 local
+#: steps at lr 0.1); the bound keeps |φ| far below the fixed-point range and FedAvg sane.
+MAX_UPDATE_NORM = 1000
+#: Largest accepted data cost n_k (a billion samples); weights stay exact in float32 sums.
+MAX_DATA_COST = 10**9
+
+#: Exclusion reasons, in the order the checks run.
+REASONS = ("unavailable", "hash-mismatch", "undecodable", "non-finite", "norm-too-large", "data-cost-out-of-range")
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One ``UpdateRegistered`` event: who, which bytes (by hash), where, and n_k."""
+
+    index: int
+    client: str
+    hash: bytes
+    locator: str
+    data_cost: int
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A registration left out of the game, with the first check it failed."""
+
+    index: int
+    client: str
+    reason: str
+    detail: str = ""
+
+    def __post_init__(self):
+        if self.reason not in REASONS:
+            raise ValueError(f"unknown exclusion reason {self.reason!r}; expected one of {REASONS}")
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """The outcome of checking a round's registrations.
+
+    Attributes:
+        included: registration indices that passed, ascending.
+        excluded: the failures, ascending by index.
+        updates: the decoded parameters of each included update, by registration index.
+    """
+
+    included: tuple[int, ...]
+    excluded: tuple[Exclusion, ...]
+    updates: dict
+
+    @property
+    def excluded_indices(self) -> tuple[int, ...]:
+        return tuple(e.index for e in self.excluded)
+
+
+def check_blob(raw: bytes, registered_hash: bytes, arch: Arch, data_cost: int) -> tuple[str, str] | tuple[None, dict]:
+    """Run the checks after ``unavailable`` on fetched bytes.
+
+    Returns:
+        ``(reason, detail)`` for the first failing check, or ``(None, params)`` with the
+        decoded float32 parameters when every check passes.
+    """
+    got = content_hash(raw)
+    if got != bytes(registered_hash):
+        return "hash-mismatch", f"bytes hash to 0x{got.hex()}, registered 0x{bytes(registered_hash).hex()}"
+    try:
+        params = params_from_bytes(raw, arch)
+    except SerializationError as e:
+        return "undecodable", str(e)
+    total = 0.0
+    for name in sorted(params):
+        a = np.asarray(params[name], np.float64)
+        if not np.all(np.isfinite(a)):
+            return "non-finite", f"tensor {name} holds NaN or Inf"
+        total += float(np.sum(a * a))
+    norm = math.sqrt(total)
+    if norm > MAX_UPDATE_NORM:
+        return "norm-too-large", f"L2 norm {norm:.6g} > {MAX_UPDATE_NORM:g}"
+    if not 1 <= int(data_cost) <= MAX_DATA_COST:
+        return "data-cost-out-of-range", f"n_k = {data_cost} outside [1, {MAX_DATA_COST}]"
+    return None, params
+
+
+def check_registrations(
+    store: ContentStore,
+    arch: Arch,
+    registrations: Sequence[Registration],
+    *,
+    unavailable: Callable[[Registration], bool] | None = None,
+) -> Verdicts:
+    """Check every registration of a round (the server's run, and the miners' re-run).
+
+    Args:
+        store: where the blobs are fetched from (by locator, checked against the hash).
+        arch: the round's model architecture.
+        registrations: the round's ``UpdateRegistered`` events in registration order.
+        unavailable: miners pass the server's verdict here (``lambda r: r.index in listed``):
+            a registration the server listed as unavailable is not fetched. The server passes
+            None and fetches everything.
+
+    Returns:
+        :class:`Verdicts`.
+    """
+    included, excluded, updates = [], [], {}
+    for reg in registrations:
+        if unavailable is not None and unavailable(reg):
+            excluded.append(Exclusion(reg.index, reg.client, "unavailable", "as listed by the server"))
+            continue
+        try:
+            raw = store.get_unverified(reg.locator)
+        except (StoreError, OSError, ValueError) as e:
+            excluded.append(Exclusion(reg.index, reg.client, "unavailable", f"{type(e).__name__}: {e}"))
+            continue
+        reason, out = check_blob(raw, reg.hash, arch, reg.data_cost)
+        if reason is not None:
+            excluded.append(Exclusion(reg.index, reg.client, reason, out))
+        else:
+            included.append(reg.index)
+            updates[reg.index] = out
+    return Verdicts(tuple(included), tuple(excluded), updates)
+
+
+def registrations_from_events(events) -> list[Registration]:
+    """:class:`Registration` list from ``UpdateRegistered`` events (in registration order)."""
+    out = [
+        Registration(int(e["index"]), e["client"], bytes(e["updateHash"]), e["locator"], int(e["dataCost"]))
+        for e in events
+    ]
+    return sorted(out, key=lambda r: r.index)
+
+
+def hash_of(value) -> bytes:
+    """32 bytes from ``0x`` hex or bytes (for comparing spec hashes with registered ones)."""
+    return parse_hash(value)
