@@ -380,20 +380,35 @@ class FLServer:
         """Block until round ``rnd`` is finalized or abandoned; returns the round's status."""
         from fedcoin.chain import ContractRevert
 
+        from fedcoin.chain import RPCUnavailable
+
         start = time.monotonic()
-        while not self.round_settled(rnd):
-            info = self.fc.get_round(self.task_id, rnd)
-            # judged by the next block's time: on an on-demand chain nobody mines while nobody
-            # sends, so the latest block's time may never pass the deadline by itself
-            if info.status == RoundStatus.PUBLISHED and self.fc.next_block_time() > info.reveal_deadline:
-                try:  # nobody finalized (maybe nobody committed): settle it so the task moves on
-                    self.fc.finalize(self.task_id, rnd)
-                    continue
-                except ContractRevert as e:
-                    log.info("finalize of round %d reverted: %s", rnd, e)
+        down_since = None
+        while True:
+            try:
+                if self.round_settled(rnd):
+                    break
+                info = self.fc.get_round(self.task_id, rnd)
+                if down_since is not None:
+                    log.warning("node is back after %.0fs; still waiting for round %d", time.monotonic() - down_since, rnd)
+                    down_since = None
+                # judged by the next block's time: on an on-demand chain nobody mines while nobody
+                # sends, so the latest block's time may never pass the deadline by itself
+                if info.status == RoundStatus.PUBLISHED and self.fc.next_block_time() > info.reveal_deadline:
+                    try:  # nobody finalized (maybe nobody committed): settle it so the task moves on
+                        self.fc.finalize(self.task_id, rnd)
+                        continue
+                    except ContractRevert as e:
+                        log.info("finalize of round %d reverted: %s", rnd, e)
+            except RPCUnavailable as e:  # a node outage is waited out, however long
+                if down_since is None:
+                    down_since = time.monotonic()
+                    log.warning("node unreachable while waiting for round %d (%s); retrying", rnd, e)
+                time.sleep(min(30.0, 4 * self.config.poll_interval))
+                continue
             if self.config.round_timeout is not None and time.monotonic() - start > self.config.round_timeout:
                 raise RoundTimeout(f"round {rnd} of task {self.task_id} was not settled within "
-                                   f"{self.config.round_timeout:.0f}s (status {info.status})")
+                                   f"{self.config.round_timeout:.0f}s (status {info.status.name})")
             time.sleep(self.config.poll_interval)
         status = self.fc.get_round(self.task_id, rnd).status
         self.hooks.on_round_settled(rnd, status)

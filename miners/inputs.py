@@ -122,10 +122,14 @@ def load_round(fc, store: ContentStore, task_id: int, round: int) -> RoundInputs
     )
     mine = {e.index: e.reason for e in verdicts.excluded}
     if mine != listed:
-        diff = sorted(set(mine.items()) ^ set(listed.items()))
+        first = min(i for i in set(mine) | set(listed) if mine.get(i) != listed.get(i))
+        u = spec.updates[first]
+        detail = next((e.detail for e in verdicts.excluded if e.index == first), "")
         raise TaskRefused(
-            f"task spec {spec_locator} excludes {sorted(listed.items())} but the checks give {sorted(mine.items())} "
-            f"(first difference: registration {diff[0][0]}); the server's exclusion list is wrong"
+            f"update of client {u.client} (#{first}) at {u.locator}: the spec says "
+            f"{listed.get(first, 'included')}, this miner's checks say {mine.get(first, 'included')}"
+            f"{' (' + detail + ')' if detail else ''}; the server's exclusion list is wrong "
+            f"(spec {spec_locator} excludes {sorted(listed.items())}, the checks give {sorted(mine.items())})"
         )
     on_chain_excluded = published[-1].args.get("excluded")
     if on_chain_excluded is not None and tuple(int(i) for i in on_chain_excluded) != spec.excluded_indices:
