@@ -21,6 +21,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "server": ("fl_server.cli", "run an FL server for a task: train, register updates, publish Shapley tasks"),
     "mine": ("miners.cli", "run a PoSap miner against an RPC endpoint"),
     "audit": ("fedcoin.roles.audit", "verify the PoSap block records, winners and payouts from events"),
+    "index": ("fedcoin.roles.index", "index every FedCoin event into SQLite (incremental, reorg-safe)"),
+    "explorer": ("fedcoin.roles.explorer.server", "serve a local web page of tasks, rounds, miners, blocks and payouts"),
+    "plot": ("fedcoin.roles.explorer.plots", "write a task's explorer charts as PNG files"),
 }
 
 
