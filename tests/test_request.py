@@ -124,6 +124,23 @@ def test_bad_request_is_rejected_with_a_clear_message_and_moves_nothing(env, anv
             fc.task_count(), fc.balance()) == before
 
 
+def test_request_to_a_contract_that_is_not_fedcoin_sends_nothing(env, anvil, monkeypatch, capsys):
+    """An address holding other code that accepts ether (here a ReentrantActor, which has a
+    payable receive) is refused before any transaction: V stays with the requester."""
+    from fedcoin_testkit import deploy_test_contract
+
+    w3, fc, a = env
+    other = deploy_test_contract(w3, a.outsider, "ReentrantActor", fc.address)
+    monkeypatch.setenv("FEDCOIN_PRIVATE_KEY", a.requester.key.to_0x_hex())
+    before = (w3.eth.get_balance(a.requester.address), w3.eth.get_transaction_count(a.requester.address),
+              w3.eth.get_balance(other.address))
+    rc = request.main(base_args(anvil, fc, a, **{"--contract": other.address}))
+    err = capsys.readouterr().err
+    assert rc == 2 and "is not this version of FedCoin" in err and "nothing was sent" in err, err
+    assert (w3.eth.get_balance(a.requester.address), w3.eth.get_transaction_count(a.requester.address),
+            w3.eth.get_balance(other.address)) == before
+
+
 def test_missing_key_is_rejected(env, anvil, capsys):
     _, fc, a = env
     assert request.main(base_args(anvil, fc, a)) == 2
