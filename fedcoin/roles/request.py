@@ -205,18 +205,40 @@ def progress_line(fc, task_id: int) -> str:
 def follow(fc, task_id: int, *, poll: float = 2.0, timeout: float | None = None, out: TextIO | None = None) -> bool:
     """Poll until the task is Completed or Refunded; print a progress line on every change.
 
+    When the current round's reveal deadline is due by the next block's time and nobody has
+    finalized it (e.g. nobody committed), and ``fc`` can sign, the requester finalizes it
+    itself (anyone may), so a round never waits forever on an on-demand chain. A node outage
+    is waited out.
+
     Returns True when the task finished, False on timeout.
     """
+    from fedcoin.chain import ContractRevert, RPCUnavailable
+
     out = out or sys.stdout
     deadline = None if not timeout else time.monotonic() + timeout
     last = None
     while True:
-        line = progress_line(fc, task_id)
-        if line != last:
-            print(line, file=out, flush=True)
-            last = line
-        if fc.get_task(task_id).status in (TaskStatus.COMPLETED, TaskStatus.REFUNDED):
-            return True
+        try:
+            line = progress_line(fc, task_id)
+            if line != last:
+                print(line, file=out, flush=True)
+                last = line
+            t = fc.get_task(task_id)
+            if t.status in (TaskStatus.COMPLETED, TaskStatus.REFUNDED):
+                return True
+            if t.status == TaskStatus.ACCEPTED and fc.account is not None:
+                r = fc.get_round(task_id, t.current_round)
+                if r.status == RoundStatus.PUBLISHED and fc.next_block_time() > r.reveal_deadline:
+                    try:
+                        fc.finalize(task_id, t.current_round)
+                        print(f"task {task_id}: finalized round {t.current_round} (its reveal deadline had passed)",
+                              file=out, flush=True)
+                    except ContractRevert:
+                        pass  # someone else finalized first, or the node's clock is not there yet
+        except RPCUnavailable as e:
+            if last != "outage":
+                print(f"task {task_id}: node unreachable ({e}); retrying", file=out, flush=True)
+                last = "outage"
         if deadline is not None and time.monotonic() >= deadline:
             return False
         time.sleep(poll)
@@ -280,7 +302,9 @@ def run(args: argparse.Namespace) -> int:
         if args.task is None:
             return _fail("--status needs --task N")
         try:
-            fc, _ = _contract(args)
+            from fedcoin.roles.index import indexed
+
+            fc = indexed(_contract(args)[0])  # events from the event index when one exists
             if not 1 <= args.task <= fc.task_count():
                 return _fail(f"task {args.task} does not exist on {fc.address} (taskCount is {fc.task_count()})")
             return 0 if print_status(fc, args.task) else 1
@@ -321,6 +345,10 @@ def run(args: argparse.Namespace) -> int:
         balanced = print_status(fc, task_id)
     except RPCUnavailable as e:
         return _fail(f"lost the RPC while following task {task_id} (resume with --status --task {task_id}): {e}", 1)
+    except KeyboardInterrupt:
+        return _fail(f"stopped following task {task_id}; nothing is lost: the budget stays escrowed on {fc.address} "
+                     f"and settles without this command. See where it stands with "
+                     f"`fedcoin request --rpc {args.rpc} --status --task {task_id}`", 130)
     if not finished:
         return _fail(f"task {task_id} not finished after {args.timeout:g}s (still escrowed above)", 1)
     return 0 if balanced else 1
