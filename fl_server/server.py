@@ -7,14 +7,17 @@ One round ``r`` of :meth:`FLServer.run_round`:
    then w_{q+1} = A(w_q, the updates *registered on-chain* in round q, fetched from the store and
    checked against their registered hashes, in registration order). The chain is the record:
    nothing the server merely remembers decides the model.
-2. Every simulated client trains locally (one ``vmap``ped batch, keys derived from
-   ``(seed, round)``, so a re-run after a crash yields bit-identical updates).
-3. Each client not yet registered for ``r`` uploads its Δ_k (safetensors) to the store, then
-   registers ``(r, keccak256(Δ_k bytes), locator, n_k)`` from *its own account*. Clients already
-   registered are skipped (the contract would reject a second registration anyway, and a
-   ``FedCoinAlreadyRegistered`` revert from a transaction that raced a crash is accepted as
-   "already done").
-4. The spec (:mod:`fedcoin.content.spec`) lists the registered updates in registration order; the
+2. The registration period: the clients — separate parties, each a ``fedcoin client``
+   process (:mod:`fl_server.client`) or a Flower SuperNode with its own key — train on their
+   own data, upload Δ_k and register ``(r, keccak256(Δ_k bytes), locator, n_k)`` from their own
+   accounts. The server holds no client key: it waits until every listed client registered or
+   the registration deadline passed (:meth:`FLServer.registration_deadline`), whichever is first.
+   *Simulation* (``--simulate-clients``, the demo, the figures): the server is handed the
+   clients' accounts and runs one :class:`fl_server.client.DataOwner` per client in-process —
+   the same code as ``fedcoin client`` — with client k training on partition k and its own key
+   ``fold_in(key(seed), k)``, so a re-run after a crash yields bit-identical updates. Clients
+   already registered are skipped.
+3. The spec (:mod:`fedcoin.content.spec`) lists the registered updates in registration order; the
    global model, the validation set and the spec go to the store; the server publishes the
    spec's hash and locator with commit and reveal deadlines counted from the latest block time.
    A round already published is never published again.
@@ -28,6 +31,9 @@ Between rounds the server waits for the miners to finalize (the contract then ad
 ``current_round``). If a round's reveal deadline passes and nobody finalizes, the server calls
 ``finalize`` itself so that the round settles (re-opens with a relaxed difficulty or pays out),
 as anyone may.
+
+Step 3 waits for nothing more: a listed client that did not register by the deadline is
+simply not in the round (it earns nothing for it).
 
 Extension points (Flower-style): :class:`ServerHooks` methods are called after each step; tests
 use them to inject crashes at exact places.
@@ -53,8 +59,9 @@ from fedcoin.content import checks
 from fedcoin.content.spec import TaskSpec, build_spec
 from fedcoin.content.store import ContentStore, content_hash
 
+from .client import DataOwner, TrainingConfig, next_global_model
 from .data import Splits, load_dataset
-from .fedavg import ClientBatch, FedAvg, Strategy
+from .fedavg import FedAvg, Strategy
 from .partition import Partition, partition
 
 log = logging.getLogger("fedcoin.server")
@@ -86,6 +93,8 @@ class ServerConfig:
         aggregation: ``fedavg-weighted`` or ``fedavg-uniform``.
         metric: utility metric named in the spec.
         val_size: rows of the validation set published for the Shapley utility (0 = all).
+        registration_window: seconds from the round's start (``roundStartedAt``) the server
+            waits for registrations; it publishes earlier once every listed client registered.
         commit_window, reveal_window: seconds from publication to the commit deadline, and
             from the commit to the reveal deadline.
         poll_interval: seconds between chain polls while waiting for a round to settle.
@@ -103,6 +112,7 @@ class ServerConfig:
     aggregation: str = DEFAULT_RULE
     metric: str = "neg_cross_entropy"
     val_size: int = 1000
+    registration_window: int = 300
     commit_window: int = 600
     reveal_window: int = 600
     poll_interval: float = 2.0
@@ -130,7 +140,7 @@ class RoundReport:
     round: int
     registered_now: list[str] = field(default_factory=list)
     already_registered: list[str] = field(default_factory=list)
-    missing_keys: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
     published_now: bool = False
     spec_hash: str = ""
     spec_locator: str = ""
@@ -147,14 +157,15 @@ class Summary:
     server_credit: int = 0
 
     def lines(self) -> list[str]:
-        out = [f"task {self.task_id}: {len(self.rounds)} round(s) handled, task status {self.task_status}"]
+        status = TaskStatus(self.task_status).name.capitalize() if self.task_status else "unknown"
+        out = [f"task {self.task_id}: {len(self.rounds)} round(s) handled, task status {status}"]
         for r in self.rounds:
             out.append(
                 f"  round {r.round}: {len(r.registered_now)} registered now, {len(r.already_registered)} found "
                 f"on-chain, {'published' if r.published_now else 'already published'} spec {r.spec_hash[:18]}… "
                 f"({r.spec_locator}), val loss {r.val_loss:.4f}, val acc {r.val_accuracy:.4f}, "
                 f"gas {r.gas_fees / 1e18:.6f} ETH"
-                + (f", no key for {len(r.missing_keys)} client(s)" if r.missing_keys else "")
+                + (f", {len(r.missing)} client(s) did not register" if r.missing else "")
             )
         out.append(f"  server credit on the contract: {self.server_credit / 1e18:.6f} ETH")
         return out
@@ -166,8 +177,9 @@ class FLServer:
     Args:
         fc: the contract bindings acting as the server's account.
         task_id: the task.
-        clients: the simulated clients' accounts (``LocalAccount``); each listed client without
-            an account here simply does not participate.
+        clients: only for a simulation: the simulated clients' accounts (``LocalAccount``),
+            each run as an in-process :class:`~fl_server.client.DataOwner`. Empty (the normal
+            path): the clients are separate processes and the server only waits for them.
         store: where updates, models, validation set and specs go.
         config: training settings (see :class:`ServerConfig`).
         strategy: defaults to :class:`FedAvg` built from ``config``.
@@ -175,10 +187,13 @@ class FLServer:
         splits: a preloaded dataset (otherwise loaded from ``config.data``).
     """
 
-    def __init__(self, fc, task_id: int, clients: Sequence, store: ContentStore, config: ServerConfig = ServerConfig(),
+    def __init__(self, fc, task_id: int, clients: Sequence = (), store: ContentStore | None = None,
+                 config: ServerConfig = ServerConfig(),
                  *, strategy: Strategy | None = None, hooks: ServerHooks | None = None, splits: Splits | None = None):
         self.fc, self.task_id, self.store, self.config = fc, int(task_id), store, config
         self.hooks = hooks or ServerHooks()
+        if store is None:
+            raise ServerError("the server needs a content store")
         self.accounts = {a.address: a for a in clients}
         self.splits = splits or load_dataset(config.data)
         arch = Arch.parse(config.arch) if config.arch else Arch(
@@ -187,16 +202,33 @@ class FLServer:
                                            batch_size=config.batch_size, rule=config.aggregation)
         self.arch = self.strategy.arch
         self.listed = list(fc.task_clients(self.task_id))  # ascending, as the contract lists them
-        self.partition: Partition = partition(
-            self.splits.train, num_clients=len(self.listed), samples_per_client=config.samples_per_client,
-            iid=config.iid, num_classes=self.splits.num_classes, seed=config.seed)
-        self.batch = ClientBatch.from_clients(self.partition.clients)
+        self._partition: Partition | None = None
+        self._key = jax.random.key(config.seed)
+        self.owners: dict[str, DataOwner] = {}
+        if self.accounts:
+            training = TrainingConfig(config.lr, config.local_steps, config.batch_size)
+            for k, client in enumerate(self.listed):
+                if client in self.accounts:
+                    self.owners[client] = DataOwner(
+                        fc.as_account(self.accounts[client]), self.task_id, self.partition.clients[k].data, store,
+                        arch=self.arch, init_seed=config.seed, key=self.client_key(k), training=training)
         val = self.splits.val if not config.val_size else self.splits.val.take(config.val_size)
         self.val = val
         self._val_blob = dataset_to_bytes(val.x, val.y)
         self._globals: dict[int, Params] = {}
-        key = jax.random.key(config.seed)
-        self._key = key
+
+    @property
+    def partition(self) -> Partition:
+        """The simulated clients' data (client k = listed client k), drawn on first use."""
+        if self._partition is None:
+            self._partition = partition(
+                self.splits.train, num_clients=len(self.listed), samples_per_client=self.config.samples_per_client,
+                iid=self.config.iid, num_classes=self.splits.num_classes, seed=self.config.seed)
+        return self._partition
+
+    def client_key(self, k: int) -> jax.Array:
+        """Simulated client k's training key (round r trains with ``round_key(client_key(k), r)``)."""
+        return jax.random.fold_in(self._key, k)
 
     # ---------------------------------------------------------------- chain state
 
@@ -212,14 +244,10 @@ class FLServer:
             self.fc.accept_task(self.task_id)
             return True
         if info.status not in (TaskStatus.ACCEPTED, TaskStatus.COMPLETED):
-            raise ServerError(f"task {self.task_id} has status {info.status}; nothing to run")
+            raise ServerError(f"task {self.task_id} has status {info.status.name.capitalize()}; nothing to run")
         return False
 
     # ---------------------------------------------------------------- the model
-
-    def training_key(self, rnd: int) -> jax.Array:
-        """Round ``rnd``'s local-training key (the task's schedule, :func:`fedcoin.ml.fedavg.round_key`)."""
-        return fedavg_rule.round_key(self._key, rnd)
 
     def registered_updates(self, rnd: int) -> list[tuple[str, bytes, str, int]]:
         """``[(client, hash, locator, n_k)]`` registered in round ``rnd``, in registration order."""
@@ -244,12 +272,7 @@ class FLServer:
             spec = self.published_spec(rnd - 1)
             if spec is None:
                 raise ServerError(f"round {rnd - 1} of task {self.task_id} was never published; cannot build w_{rnd}")
-            ups = [spec.updates[i] for i in spec.included]
-            deltas = [
-                {k: jnp.asarray(v) for k, v in params_from_bytes(self.store.get(u.locator, u.hash), self.arch).items()}
-                for u in ups
-            ]
-            w = self.strategy.aggregate_fit(rnd - 1, prev, fedavg_rule.stack(deltas), jnp.asarray([u.n_k for u in ups]))
+            w = next_global_model(self.store, spec, self.arch, prev=prev)
         self._globals[rnd] = w
         return w
 
@@ -289,7 +312,8 @@ class FLServer:
         rep.val_loss, rep.val_accuracy = m["loss"], m["accuracy"]
         self.hooks.on_round_start(rnd, w)
         if info.status == RoundStatus.OPEN:
-            self._register_all(rnd, w, rep)
+            self._register_simulated(rnd, w, rep)
+            self.wait_registrations(rnd, rep)
             self._publish(rnd, w, rep)
         else:
             ev = self.fc.published_events(self.task_id, rnd)
@@ -299,36 +323,57 @@ class FLServer:
                 rep.spec_locator = ev[0].args["specLocator"]
         return rep
 
-    def _register_all(self, rnd: int, w: Params, rep: RoundReport) -> None:
-        from fedcoin.chain import ContractRevert
-
+    def _register_simulated(self, rnd: int, w: Params, rep: RoundReport) -> None:
+        """Simulation only: every simulated client not yet registered trains and registers itself."""
         done = {c for c, *_ in self.registered_updates(rnd)}
-        todo = [k for k, c in enumerate(self.listed) if c not in done]
         rep.already_registered = sorted(done)
-        if not todo:
-            return
-        # all clients train in one batch, every time: the updates do not depend on who is missing
-        deltas = self.strategy.fit(rnd, w, self.batch, key=self.training_key(rnd))
-        for k in todo:
-            client = self.listed[k]
-            account = self.accounts.get(client)
-            if account is None:
-                rep.missing_keys.append(client)
+        for client, owner in self.owners.items():
+            if client in done:
                 continue
-            blob = params_to_bytes({name: np.asarray(v[k]) for name, v in deltas.items()})
-            h, locator = self.store.put_checked(blob)
-            self.hooks.on_update_stored(rnd, client, locator)
-            try:
-                tx = self.fc.as_account(account).register_update(
-                    self.task_id, rnd, h, locator, int(self.batch.n[k]))
-            except ContractRevert as e:
-                if e.name == "FedCoinAlreadyRegistered":  # a transaction sent before a crash got mined
-                    rep.already_registered.append(client)
-                    continue
-                raise
+            got = owner.register(rnd, w)
+            if got.outcome == "already":
+                rep.already_registered.append(client)
+                continue
+            if got.outcome != "registered":
+                continue
+            self.hooks.on_update_stored(rnd, client, got.locator)
             rep.registered_now.append(client)
-            rep.gas_fees += tx.fee
-            self.hooks.on_update_registered(rnd, client, tx.tx_hash)
+            rep.gas_fees += got.fee
+            self.hooks.on_update_registered(rnd, client, got.tx_hash)
+
+    def registration_deadline(self, rnd: int) -> int:
+        """When round ``rnd``'s registration period ends (block time): the round's start plus
+        ``registration_window``."""
+        del rnd  # the current round: the contract records when it started
+        return int(self.task().round_started_at) + self.config.registration_window
+
+    def wait_registrations(self, rnd: int, rep: RoundReport | None = None) -> list[str]:
+        """Wait until every listed client registered for ``rnd`` or the deadline passed (judged
+        by the next block's time) with at least one registration; returns the listed clients
+        that did not register. ``round_timeout`` bounds the wait."""
+        deadline = self.registration_deadline(rnd)
+        said = False
+        start = time.monotonic()
+        while True:
+            if self.config.round_timeout is not None and time.monotonic() - start > self.config.round_timeout:
+                raise RoundTimeout(f"round {rnd} of task {self.task_id}: no client registered within "
+                                   f"{self.config.round_timeout:.0f}s")
+            registered = set(self.fc.registered_clients(self.task_id, rnd))
+            missing = [c for c in self.listed if c not in registered]
+            now = self.fc.next_block_time()
+            if not missing or (now > deadline and registered):
+                break  # with nobody registered yet the server keeps waiting: publishing needs one
+            if not said:
+                log.info("round %d: %d/%d client(s) registered; waiting until all have or the deadline (%ds)",
+                         rnd, len(registered), len(self.listed), deadline - now)
+                said = True
+            time.sleep(self.config.poll_interval)
+        if rep is not None:
+            rep.missing = missing
+        if missing:
+            log.info("round %d: registration closed with %d of %d client(s); %d did not register",
+                     rnd, len(self.listed) - len(missing), len(self.listed), len(missing))
+        return missing
 
     def build_spec(self, rnd: int, w: Params) -> TaskSpec:
         """The round's spec from what is registered on-chain (uploads w_r and the validation set).
