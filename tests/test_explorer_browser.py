@@ -162,9 +162,13 @@ def test_balances_show_what_is_owed_and_the_command_that_collects_it(site, page)
                for c, amt in zip(fc.registered_clients(tid, rnd), fc.round_finalized(tid, rnd).args["amounts"])
                if c == unpaid.address and not fc.is_claimed(tid, rnd, c))
     assert owed > 0 and row.locator(".owed").get_attribute("data-wei") == str(owed + fc.credits(unpaid.address))
-    assert "fedcoin collect" in row.inner_text()
+    assert "fedcoin claim --rpc" in row.inner_text() and "--task 2" in row.inner_text()
     server = page.locator(f'tr[data-address="{a.server.address}"]')
     assert server.locator(".credit").get_attribute("data-wei") == str(fc.credits(a.server.address)) == "0"
+    requester = page.locator(f'tr[data-address="{a.requester.address}"]')
+    credit = fc.credits(a.requester.address)  # forfeited bonds and the unclaimable Shapley share
+    assert credit > 0 and requester.locator(".credit").get_attribute("data-wei") == str(credit)
+    assert "fedcoin withdraw --rpc" in requester.inner_text()
 
 
 def test_the_page_updates_live_when_the_chain_moves(site, page):

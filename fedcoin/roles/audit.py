@@ -308,9 +308,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fedcoin.chain import ChainError, RPCUnavailable, open_fedcoin
+    from fedcoin.roles.index import indexed
 
-    try:
-        result = audit(open_fedcoin(args.rpc, args.contract))
+    try:  # events from the event index when one exists (`fedcoin index`); every check still reads the chain
+        result = audit(indexed(open_fedcoin(args.rpc, args.contract)))
     except (RPCUnavailable, LookupError, ValueError) as e:
         print(f"fedcoin audit: {e}", file=sys.stderr)
         return 2

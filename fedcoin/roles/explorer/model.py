@@ -213,6 +213,17 @@ def chain_view(idx, fc) -> dict:
             "difficulty": diff, "current_difficulty": fc.difficulty()}
 
 
+def collect_commands(rpc_url: str, contract: str, credit: int, unclaimed: list[dict]) -> str | None:
+    """The commands that collect what a party is owed: ``fedcoin claim`` per task with unclaimed
+    payouts, ``fedcoin withdraw`` for credit (the signer's key from a keystore or
+    ``$FEDCOIN_PRIVATE_KEY``). The one place the page's command text is spelled."""
+    base = f"--rpc {rpc_url} --contract {contract}"
+    cmds = [f"fedcoin claim {base} --task {t}" for t in sorted({u["task"] for u in unclaimed})]
+    if credit:
+        cmds.append(f"fedcoin withdraw {base}")
+    return "; ".join(cmds) or None
+
+
 def balances(idx, fc, rpc_url: str) -> list[dict]:
     """Every party seen in the events: credit owed (view), unclaimed client payouts (events,
     each checked with ``isClaimed``), and the command that collects it."""
@@ -249,9 +260,7 @@ def balances(idx, fc, rpc_url: str) -> list[dict]:
     for addr in sorted(parties):
         credit = fc.credits(addr)
         owed = unclaimed.get(addr, [])
-        cmd = None
-        if credit or owed:
-            cmd = f"fedcoin collect --rpc {rpc_url} --contract {fc.address}"
+        cmd = collect_commands(rpc_url, fc.address, credit, owed)
         out.append({"address": addr, "roles": sorted(parties[addr]), "credit": credit, "unclaimed": owed,
                     "owed": credit + sum(u["amount"] for u in owed), "credited": credited.get(addr, {}),
                     "command": cmd})
