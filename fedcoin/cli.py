@@ -24,7 +24,21 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "index": ("fedcoin.roles.index", "index every FedCoin event into SQLite (incremental, reorg-safe)"),
     "explorer": ("fedcoin.roles.explorer.server", "serve a local web page of tasks, rounds, miners, blocks and payouts"),
     "plot": ("fedcoin.roles.explorer.plots", "write a task's explorer charts as PNG files"),
+    "client": ("fl_server.client", "run one data owner (client) of a task: train locally, register, claim"),
+    "claim": ("fedcoin.roles.collect:claim_cmd", "claim a client's payouts, with proofs built from events"),
+    "withdraw": ("fedcoin.roles.collect:withdraw_cmd", "withdraw an account's credit (server, miners, requester)"),
+    "refund": ("fedcoin.roles.collect:refund_cmd", "refund a task never accepted or stalled unpublished"),
+    "status": ("fedcoin.roles.collect:status_cmd", "per party of a task: what is owed and the command that collects it"),
+    "account": ("fedcoin.roles.accounts", "create and list keystores; fund an account on the local dev chain"),
+    "node": ("fedcoin.dev.node", "start a local Anvil node at http://127.0.0.1:8545 (development only)"),
 }
+
+
+def _load(spec: str):
+    """The object behind ``module`` or ``module:attribute`` (it has configure and run)."""
+    module, _, attr = spec.partition(":")
+    mod = importlib.import_module(module)
+    return getattr(mod, attr) if attr else mod
 
 
 def _parser(argv: list[str]) -> tuple[argparse.ArgumentParser, str | None]:
@@ -34,7 +48,7 @@ def _parser(argv: list[str]) -> tuple[argparse.ArgumentParser, str | None]:
     for name, (module, help_) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_)
         if name == chosen:
-            importlib.import_module(module).configure(p)
+            _load(module).configure(p)
     return parser, chosen
 
 
@@ -45,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    module = _load(SUBCOMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:

@@ -1,16 +1,25 @@
 """``fedcoin server`` (also ``fedcoin-server``): run an FL server for one task.
 
-Example (a local Anvil with the contract deployed and a task created for this server)::
+The normal path (the clients are separate ``fedcoin client`` processes with their own keys)::
 
-    export FEDCOIN_KEYSTORE=server.json FEDCOIN_KEYSTORE_PASSWORD=...   # the server's key
-    export FEDCOIN_CLIENT_KEYS=0xabc...,0xdef...                         # or --client-keystore-dir
+    export FEDCOIN_KEYSTORE=server.json FEDCOIN_KEYSTORE_PASSWORD=...   # the server's key only
     fedcoin server --rpc http://127.0.0.1:8545 --task 1 --data mnist --store local
+
+Each round the server waits until every listed client registered or ``--registration-window``
+seconds from the round's start passed, builds the spec from the registered updates, publishes
+it, waits for the miners to settle the round, and goes on with the next.
+
+A simulation (demos, figures: the server trains the clients itself, with their keys)::
+
+    fedcoin server --task 1 --simulate-clients --client-keystore-dir DIR   # or $FEDCOIN_CLIENT_KEYS,
+                                                                          # or --anvil-dev-clients
 
 Keys never come from the command line. The server's key: ``--keystore`` / ``$FEDCOIN_KEYSTORE``
 (password in ``$FEDCOIN_KEYSTORE_PASSWORD``) or ``$FEDCOIN_PRIVATE_KEY`` (:mod:`fedcoin.chain.keys`).
-The simulated clients' keys: every keystore in ``--client-keystore-dir`` (password in the
-variable ``--client-password-env`` names), or ``$FEDCOIN_CLIENT_KEYS`` (comma-separated), or
-``--anvil-dev-clients`` (Anvil's public development keys; refused on any chain but 31337).
+The simulated clients' keys (``--simulate-clients`` only): every keystore in
+``--client-keystore-dir`` (password in the variable ``--client-password-env`` names), or
+``$FEDCOIN_CLIENT_KEYS`` (comma-separated), or ``--anvil-dev-clients`` (Anvil's public
+development keys; refused on any chain but 31337).
 
 Run it again after a crash with the same settings: it resumes from the chain and the store.
 """
@@ -36,35 +45,40 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     d = ServerConfig()
     parser.description = __doc__.splitlines()[0]
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     parser.add_argument("--rpc", default="http://127.0.0.1:8545", help="Ethereum JSON-RPC URL")
     parser.add_argument("--contract", default=None, help="FedCoin address (default: the recorded deployment for the chain)")
     parser.add_argument("--task", type=int, required=True, help="task id")
     parser.add_argument("--store", default="local", help="local | local:DIR | ipfs:http://127.0.0.1:5001")
     add_key_arguments(parser)
-    g = parser.add_argument_group("clients")
+    g = parser.add_argument_group("simulation (the server trains the clients itself: demos and figures only)")
+    g.add_argument("--simulate-clients", action="store_true",
+                   help="run the listed clients in-process with the keys below (fedcoin client's code)")
     g.add_argument("--client-keystore-dir", type=Path, default=None, help="a directory of client keystores (*.json)")
     g.add_argument("--client-password-env", default=CLIENT_PASSWORD_ENV, metavar="VAR",
                    help=f"variable holding the client keystores' password (default {CLIENT_PASSWORD_ENV})")
     g.add_argument("--anvil-dev-clients", action="store_true",
                    help="use Anvil's public development keys for listed clients (chain 31337 only)")
-    t = parser.add_argument_group("training (must be the same when resuming)")
+    t = parser.add_argument_group("the model and validation set (the task's model card; same when resuming)")
     t.add_argument("--data", default=d.data, help="mnist | digits | idx:DIR | npz:FILE")
     t.add_argument("--arch", default=None, help="e.g. logreg-784-10 (default mlp-<d>-200-<classes>)")
-    t.add_argument("--samples", type=int, default=d.samples_per_client, help="samples per client (n_k)")
-    t.add_argument("--iid", action="store_true", help="IID clients instead of the paper's quality types")
-    t.add_argument("--seed", type=int, default=d.seed)
-    t.add_argument("--lr", type=float, default=d.lr)
-    t.add_argument("--local-steps", type=int, default=d.local_steps)
-    t.add_argument("--batch-size", type=int, default=d.batch_size)
+    t.add_argument("--samples", type=int, default=d.samples_per_client, help="simulation: samples per client (n_k)")
+    t.add_argument("--iid", action="store_true", help="simulation: IID clients instead of the paper's quality types")
+    t.add_argument("--seed", type=int, default=d.seed, help="w_0's seed (clients: --init-seed) and the simulation's")
+    t.add_argument("--lr", type=float, default=d.lr, help="simulation: local SGD learning rate")
+    t.add_argument("--local-steps", type=int, default=d.local_steps, help="simulation: local SGD steps")
+    t.add_argument("--batch-size", type=int, default=d.batch_size, help="simulation: local SGD batch")
     t.add_argument("--aggregation", default=d.aggregation, choices=RULES)
     t.add_argument("--metric", default=d.metric, choices=["neg_cross_entropy", "accuracy"])
     t.add_argument("--val-size", type=int, default=d.val_size, help="validation rows in the spec (0: all)")
     r = parser.add_argument_group("rounds")
+    r.add_argument("--registration-window", type=int, default=d.registration_window,
+                   help="seconds from a round's start to wait for registrations (publish earlier once all registered)")
     r.add_argument("--commit-window", type=int, default=d.commit_window, help="seconds until the commit deadline")
     r.add_argument("--reveal-window", type=int, default=d.reveal_window, help="seconds from commit to reveal deadline")
     r.add_argument("--max-rounds", type=int, default=None, help="handle at most this many rounds now")
     r.add_argument("--no-wait", action="store_true", help="handle the current round only; do not wait for miners")
-    r.add_argument("--round-timeout", type=float, default=None, help="give up waiting for a round after SECONDS")
+    r.add_argument("--round-timeout", type=float, default=None, help="give up waiting for a round after SECONDS (default: never)")
     r.add_argument("--poll", type=float, default=d.poll_interval, help="seconds between chain polls")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -112,21 +126,26 @@ def run(args) -> int:
         server_account = account_from_args(args)
         fc = open_fedcoin(args.rpc, args.contract, server_account)
         listed = fc.task_clients(args.task)
-        clients = client_accounts(args, fc.chain_id, listed)
+        clients = client_accounts(args, fc.chain_id, listed) if args.simulate_clients else []
+        if not args.simulate_clients and (args.client_keystore_dir or args.anvil_dev_clients):
+            raise ServerError("client keys are for --simulate-clients only: a server never needs a client's key")
         config = ServerConfig(
             data=args.data, arch=args.arch, samples_per_client=args.samples, iid=args.iid, seed=args.seed,
             lr=args.lr, local_steps=args.local_steps, batch_size=args.batch_size, aggregation=args.aggregation,
-            metric=args.metric, val_size=args.val_size, commit_window=args.commit_window,
+            metric=args.metric, val_size=args.val_size, registration_window=args.registration_window,
+            commit_window=args.commit_window,
             reveal_window=args.reveal_window, poll_interval=args.poll, round_timeout=args.round_timeout,
         )
-        if not clients:
+        if args.simulate_clients and not clients:
             raise ServerError(
                 f"none of the {len(listed)} clients listed in task {args.task} has a key here, so this server could "
                 f"train and register nothing: it refuses to accept the task (accepting would lock the requester's "
                 f"deposit until the round's time bound). Give the clients' keys (--client-keystore-dir, "
                 f"${CLIENT_KEYS_ENV}, --anvil-dev-clients on a dev chain).")
-        print(f"FL server {server_account.address} on task {args.task} at {fc.address} "
-              f"({len(clients)}/{len(listed)} client keys, store {args.store})", file=sys.stderr)
+        who = (f"simulating {len(clients)}/{len(listed)} clients" if args.simulate_clients else
+               f"{len(listed)} listed clients, registration window {args.registration_window}s")
+        print(f"FL server {server_account.address} on task {args.task} at {fc.address} ({who}; "
+              f"commit/reveal windows {args.commit_window}s/{args.reveal_window}s; store {args.store})", file=sys.stderr)
         server = FLServer(fc, args.task, clients, open_store(args.store), config)
         summary = server.run(max_rounds=args.max_rounds, wait=not args.no_wait, progress=True)
     except (RPCUnavailable, KeyLoadError, ServerError, LookupError, ValueError, FileNotFoundError) as e:

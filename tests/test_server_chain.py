@@ -158,7 +158,7 @@ def test_cli_runs_a_round_with_keys_from_the_environment(task_env, anvil, monkey
     monkeypatch.delenv("FEDCOIN_KEYSTORE", raising=False)
     rc = main(["server", "--rpc", anvil.url, "--contract", fc.address, "--task", str(task),
                "--store", f"local:{tmp_path}", "--data", "digits", "--arch", "logreg-64-10", "--samples", "20",
-               "--local-steps", "3", "--val-size", "100", "--no-wait"])
+               "--local-steps", "3", "--val-size", "100", "--no-wait", "--simulate-clients"])
     out = capsys.readouterr().out
     assert rc == 0, out
     assert f"task {task}: 1 round(s) handled" in out and "3 registered now" in out
