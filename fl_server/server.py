@@ -161,8 +161,9 @@ class Summary:
         out = [f"task {self.task_id}: {len(self.rounds)} round(s) handled, task status {status}"]
         for r in self.rounds:
             out.append(
-                f"  round {r.round}: {len(r.registered_now)} registered now, {len(r.already_registered)} found "
-                f"on-chain, {'published' if r.published_now else 'already published'} spec {r.spec_hash[:18]}… "
+                f"  round {r.round}: {len(r.registered_now) + len(r.already_registered)} update(s) registered"
+                + (f" ({len(r.registered_now)} by the simulation now)" if r.registered_now else "") + ", "
+                f"{'published' if r.published_now else 'already published'} spec {r.spec_hash[:18]}… "
                 f"({r.spec_locator}), val loss {r.val_loss:.4f}, val acc {r.val_accuracy:.4f}, "
                 f"gas {r.gas_fees / 1e18:.6f} ETH"
                 + (f", {len(r.missing)} client(s) did not register" if r.missing else "")
@@ -370,6 +371,8 @@ class FLServer:
             time.sleep(self.config.poll_interval)
         if rep is not None:
             rep.missing = missing
+            rep.already_registered = [c for c in self.fc.registered_clients(self.task_id, rnd)
+                                      if c not in set(rep.registered_now)]
         if missing:
             log.info("round %d: registration closed with %d of %d client(s); %d did not register",
                      rnd, len(self.listed) - len(missing), len(self.listed), len(missing))

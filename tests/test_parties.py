@@ -5,7 +5,7 @@ two miners (``fedcoin mine``), through two rounds to claims and withdrawals on a
 with every wei accounted for and the block records audited.
 
 Keys are fresh keystores made with ``fedcoin account new`` (passwords in the environment) and
-funded with ``fedcoin account fund``; nothing here uses a development key for a party.
+funded with ``fedcoin account fund`` (two of them; the rest in-process, same function); nothing here uses a development key for a party.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from fedcoin.chain import FedCoin, TaskStatus, connect
 from fedcoin.chain.keys import load_account
 from fedcoin.dev.devnet import Anvil
 from fedcoin.roles.accounting import task_accounting
+from fedcoin.roles.accounts import fund
 from fedcoin.roles.audit import audit
 from fedcoin_testkit import default_params, dev_accounts
 from fl_server.data import load_digits
@@ -31,7 +32,7 @@ from fl_server.partition import partition
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
-COMMIT, REVEAL, REGISTRATION = 20, 8, 90
+COMMIT, REVEAL, REGISTRATION = 40, 8, 90
 MODEL = ["--arch", "logreg-64-10"]
 TRAIN = ["--local-steps", "5", "--batch-size", "10", "--lr", "0.5"]
 
@@ -64,6 +65,7 @@ def node():
 
 
 def test_separate_parties_run_two_rounds_to_claims_and_withdrawals(node, tmp_path):
+    t_start = time.time()
     url = node.url
     w3 = connect(url)
     fc = FedCoin.deploy(w3, dev_accounts()[0], default_params())
@@ -81,8 +83,11 @@ def test_separate_parties_run_two_rounds_to_claims_and_withdrawals(node, tmp_pat
         ks[n] = Path(path)
         assert oct(ks[n].stat().st_mode & 0o777) == "0o600" and address.startswith("0x")
         assert PASSWORD not in r.stdout + r.stderr
-        r = fedcoin("account", "fund", "--keystore", path, "--value", "20ether", "--rpc", url)
-        assert r.returncode == 0 and "+20000000000000000000 wei" in r.stdout, r.stdout + r.stderr
+        if n in ("requester", "client-0"):  # the CLI path once per kind of party, the rest in-process
+            r = fedcoin("account", "fund", "--keystore", path, "--value", "20ether", "--rpc", url)
+            assert r.returncode == 0 and "+20000000000000000000 wei" in r.stdout, r.stdout + r.stderr
+        else:
+            fund(w3, address, 20 * 10**18)
     listing = fedcoin("account", "list", "--dir", str(keys), "--rpc", url).stdout
     assert listing.count("20.000000 ETH") == len(names), listing
     addr = {n: load_account(ks[n], environ={"FEDCOIN_KEYSTORE_PASSWORD": PASSWORD}).address for n in names}
@@ -114,6 +119,7 @@ def test_separate_parties_run_two_rounds_to_claims_and_withdrawals(node, tmp_pat
 
     store = f"local:{tmp_path / 'store'}"  # the shared content store (IPFS in a real deployment)
     t0 = time.time()
+    print(f"7 keystores made (and 2 funded) through the CLI in {t0 - t_start:.0f}s")
     try:
         start("requester", "request", *base, "--server", addr["server"], "--clients",
               ",".join(addr[c] for c in clients), "--value", "3ether", "--rounds", "2", "--follow", "--poll", "0.5")
@@ -151,6 +157,7 @@ def test_separate_parties_run_two_rounds_to_claims_and_withdrawals(node, tmp_pat
                 i = fc.registered_clients(task, rnd).index(addr[n])
                 assert fc.is_claimed(task, rnd, addr[n]) == (fin["amounts"][i] > 0)
         assert "2 round(s) handled" in log("server") and "did not register" not in log("server")
+        assert log("server").count("3 update(s) registered, published") == 2, log("server")
 
         # status shows who is owed what and how to collect it; then everyone withdraws
         st = fedcoin("status", *base, "--task", str(task))

@@ -161,5 +161,5 @@ def test_cli_runs_a_round_with_keys_from_the_environment(task_env, anvil, monkey
                "--local-steps", "3", "--val-size", "100", "--no-wait", "--simulate-clients"])
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert f"task {task}: 1 round(s) handled" in out and "3 registered now" in out
+    assert f"task {task}: 1 round(s) handled" in out and "3 update(s) registered (3 by the simulation now)" in out
     assert len(fc.registrations(task, 0)) == 3 and len(fc.published_events(task, 0)) == 1

@@ -82,5 +82,24 @@ def anvil_path() -> str:
     raise ToolchainError("anvil not found: run `npm ci` (package @foundry-rs/anvil) or set FEDCOIN_ANVIL")
 
 
+def install_user_default(target: Path) -> Path | None:
+    """Also offer the compiler at py-solc-x's default folder (``~/.solcx``), so ``brownie run``
+    and ``brownie compile`` find it outside ``make`` without ``$SOLCX_BINARY_PATH``. A file
+    already there (a real solc, or ours) is left alone. Returns the link made, if any."""
+    default = Path.home() / ".solcx" / target.name
+    if default.exists() or default.is_symlink() or default.resolve() == target.resolve():
+        return None
+    try:
+        default.parent.mkdir(parents=True, exist_ok=True)
+        default.symlink_to(target)
+    except OSError:
+        return None
+    return default
+
+
 if __name__ == "__main__":  # `python -m fedcoin.dev.toolchain` installs the launcher
-    print(install_solc_launcher())
+    installed = install_solc_launcher()
+    print(installed)
+    linked = install_user_default(installed)
+    if linked:
+        print(f"{linked} -> {installed} (py-solc-x's default folder, for brownie outside make)")
