@@ -63,3 +63,10 @@ bench-shapley: setup .venv-bench/.installed
 
 clean:
 	rm -rf $(VENV) .venv-bench node_modules .solcx build reports .hypothesis
+
+## A shell with the project's tools on PATH (fedcoin, brownie, anvil, flwr, flower-*) and the
+## compiler found ($SOLCX_BINARY_PATH); `exit` leaves it.
+.PHONY: shell
+shell: setup
+	@echo "FedCoin shell: fedcoin, brownie, anvil and flower-* are on PATH; exit to leave"
+	@exec $(SHELL) -i
