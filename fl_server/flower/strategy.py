@@ -25,17 +25,22 @@ contract (``current_round``), so a restarted ServerApp goes on where the task is
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
+from logging import INFO, WARNING
 from typing import Iterable, Sequence
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp.strategy import FedAvg
+from flwr.supercore import log as flwr_log
 
 from fedcoin.ml.models import Params
 
-log = logging.getLogger("fedcoin.flower")
+
+
+def log(level: int, msg: str, *args) -> None:
+    """Flower's logger (what ``flwr run --stream`` shows)."""
+    flwr_log(level, msg, *args)
 
 #: The key of the ConfigRecord a FedCoin ClientApp replies with.
 REPLY_KEY = "fedcoin"
@@ -137,7 +142,7 @@ class FedCoinFedAvg(FedAvg):
             "fedcoin-init-seed": int(c.seed), "lr": float(c.lr), "local-steps": int(c.local_steps),
             "batch-size": int(c.batch_size),
         })
-        log.info("FedCoin round %d (Flower round %d): asking the nodes to train", rnd, server_round)
+        log(INFO, "FedCoin round %d (Flower round %d): asking the nodes to train", rnd, server_round)
         return super().configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
@@ -146,7 +151,7 @@ class FedCoinFedAvg(FedAvg):
         ok, ignored = registered_replies(
             [parse_reply(m.metadata.src_node_id, m.content) for m in valid], self.server.registered_updates(rnd))
         for r, why in ignored:
-            log.warning("round %d: ignoring a reply%s: %s", rnd, f" from node {r.node_id}" if r else "", why)
+            log(WARNING, "round %d: ignoring a reply%s: %s", rnd, f" from node {r.node_id}" if r else "", why)
         rep = self.server.run_round(rnd)  # waits for the registration period, then publishes
         self.server.wait_round_settled(rnd)
         self.rounds.append(rep)
@@ -154,6 +159,6 @@ class FedCoinFedAvg(FedAvg):
         metrics = MetricRecord({"registered-replies": len(ok), "ignored-replies": len(ignored),
                                 "failed-replies": len(errors), "registered": len(rep.registered_now) + len(rep.already_registered),
                                 "val-accuracy-before": float(rep.val_accuracy)})
-        log.info("FedCoin round %d settled: %d registered repl(ies) aggregated, %d ignored, %d failed", rnd, len(ok),
+        log(INFO, "FedCoin round %d settled: %d registered repl(ies) aggregated, %d ignored, %d failed", rnd, len(ok),
                  len(ignored), len(errors))
         return to_record(w_next), metrics
