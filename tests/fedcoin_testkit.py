@@ -81,7 +81,7 @@ def actors(n_clients: int = 3, n_miners: int = 3) -> Actors:
 def fingerprint(fc: FedCoin, addresses, task_ids=(), rounds=((),)) -> dict:
     """Everything a rejected call must leave unchanged."""
     out = {
-        "balance": fc.balance(), "totals": fc.totals(), "difficulty": fc.difficulty(),
+        "balance": fc.balance(), "totals": fc.totals(),
         "taskCount": fc.task_count(), "blockCount": fc.block_count(),
         "eth": {a: fc.w3.eth.get_balance(a) for a in addresses},
         "credits": {a: fc.credits(a) for a in addresses},
@@ -99,7 +99,12 @@ def vec(xs) -> list[int]:
 
 
 def default_params(**kw) -> DeployParams:
-    base = dict(min_bond=10**16, initial_difficulty=10**17, distance_p=2, max_iterations=1000,
-                target_block_time=600, publish_timeout=86400)
+    base = dict(min_bond=10**16, max_iterations=1000, target_block_time=600)
     base.update(kw)
     return DeployParams(**base)
+
+
+#: The contract tests' task parameters: absolute D = 0.1 (p = 2) and short windows, so that the
+#: hand-made vectors below have a known geometry; registration 100 s, commit 100 s, reveal 100 s.
+TEST_TASK = dict(difficulty=10**17, p=2, relative=False, registration_window=100, commit_window=100,
+                 reveal_window=100, claim_window=86400)

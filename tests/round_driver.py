@@ -4,7 +4,7 @@ vectors, finalize, claim — on a real Anvil, with no FL server and no miner pro
 
 from __future__ import annotations
 
-from fedcoin_testkit import advance
+from fedcoin_testkit import TEST_TASK, advance
 
 
 class Ledger:
@@ -35,32 +35,41 @@ class Ledger:
 def _untracked(who, res, value=0):
     return res
 
-COMMIT_WINDOW, REVEAL_WINDOW = 100, 100
+COMMIT_WINDOW, REVEAL_WINDOW = TEST_TASK["commit_window"], TEST_TASK["reveal_window"]
+
+
+def new_task(fc, a, rounds=1, value=10**18, clients=None, **overrides):
+    """A task of the requester for the server and ``clients`` (default: all), with the contract
+    tests' parameters (:data:`fedcoin_testkit.TEST_TASK`, single fields overridden); returns its id."""
+    cfg = dict(TEST_TASK, **overrides)
+    clients = [c.address for c in (a.clients if clients is None else clients)]
+    return fc.as_account(a.requester).create_task(a.server.address, clients, rounds, value, **cfg).task_id
 
 
 def play_round(w3, fc, a, task_id, rnd, vectors, iterations, *, reveal_mask=None, bonds=None, register=True,
-               ledger=None):
-    """Register every client (unless ``register`` is False), publish, and miner i commits
-    ``vectors[i]`` with bond ``bonds.get(i, minBond)``; miners with a false ``reveal_mask`` entry
-    never reveal. Time is then past the reveal deadline. Every transaction is recorded in
-    ``ledger`` when one is given. Returns the salts."""
+               ledger=None, miners=None, excluded=()):
+    """Register every client (unless ``register`` is False), publish (with ``excluded``), and
+    miner i (of ``miners``, default ``a.miners``) commits ``vectors[i]`` with bond
+    ``bonds.get(i, minBond)``; miners with a false ``reveal_mask`` entry never reveal. Time is
+    then past the reveal deadline. Every transaction is recorded in ``ledger`` when one is given.
+    Returns the salts."""
     track = ledger.tx if ledger is not None else _untracked
+    miners = a.miners if miners is None else miners
     if register:
         for c in a.clients:
             track(c, fc.as_account(c).register_update(task_id, rnd, bytes([rnd + 1]) * 32, f"cid-{c.address}", 100))
-        now = fc.latest_timestamp()
-        track(a.server, fc.as_account(a.server).publish_shapley_task(
-            task_id, rnd, b"\x05" * 32, "spec", now + COMMIT_WINDOW, now + COMMIT_WINDOW + REVEAL_WINDOW))
+        track(a.server, fc.as_account(a.server).publish_shapley_task(task_id, rnd, b"\x05" * 32, "spec",
+                                                                     excluded=excluded))
     salts = []
     min_bond = fc.min_bond()
-    for i, m in enumerate(a.miners[:len(vectors)]):
+    for i, m in enumerate(miners[:len(vectors)]):
         bond = (bonds or {}).get(i, min_bond)
         res, salt = fc.as_account(m).commit_vector(task_id, rnd, vectors[i], iterations[i], bond=bond)
         track(m, res, bond)
         salts.append(salt)
     r = fc.get_round(task_id, rnd)
     _to(w3, fc, r.commit_deadline + 1)
-    for i, m in enumerate(a.miners[:len(vectors)]):
+    for i, m in enumerate(miners[:len(vectors)]):
         if reveal_mask is None or reveal_mask[i]:
             track(m, fc.as_account(m).reveal(task_id, rnd, vectors[i], iterations[i], salts[i]))
     _to(w3, fc, r.reveal_deadline + 1)

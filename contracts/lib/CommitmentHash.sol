@@ -3,7 +3,7 @@ pragma solidity 0.8.28;
 
 /// @title CommitmentHash: the hashes that bind miners and clients to what they sent
 /// @notice Mirrored byte for byte by `fedcoin/protocol/commitment.py` (`commitment_hash`,
-/// `vector_hash`, `reveal_link`, `registration_link`).
+/// `vector_hash`, `reveal_link`, `registration_link`, `claim_to_digest`).
 /// @dev Internal functions only, inlined into FedCoin: `address(this)` in {commitmentHash} is
 /// therefore the FedCoin contract itself.
 library CommitmentHash {
@@ -32,11 +32,6 @@ library CommitmentHash {
         }
     }
 
-    /// @notice {vectorHash} of a vector held in memory (the consensus mean).
-    function vectorHashMemory(int256[] memory values) internal pure returns (bytes32) {
-        return keccak256(abi.encodePacked(values));
-    }
-
     /// @notice One link of a round attempt's rolling reveal hash:
     /// keccak256(abi.encode(prev, miner, seq, iterations, vHash)); the chain starts at zero.
     function revealLink(bytes32 prev, address miner, uint256 seq, uint256 iterations, bytes32 vHash)
@@ -51,5 +46,29 @@ library CommitmentHash {
     /// client)) (32 + 20 bytes); the chain starts at zero.
     function registrationLink(bytes32 prev, address client) internal pure returns (bytes32) {
         return keccak256(abi.encodePacked(prev, client));
+    }
+
+    /// @notice The EIP-191 digest a client signs to name where its payout goes:
+    /// keccak256("\x19Ethereum Signed Message:\n32" ++ keccak256(abi.encode("FedCoin claimTo",
+    /// chainid, address(this), taskId, round, client, to))) — what `eth_sign`/`personal_sign` of
+    /// the 32-byte inner hash produces (eth_account's `encode_defunct(primitive=inner)`).
+    /// @dev Binding chain id and contract stops replay on another deployment; binding task, round
+    /// and client makes each signature good for exactly one payout leaf.
+    function claimToDigest(uint256 taskId, uint256 round, address client, address to) internal view returns (bytes32) {
+        bytes32 inner = keccak256(abi.encode("FedCoin claimTo", block.chainid, address(this), taskId, round, client, to));
+        return keccak256(abi.encodePacked("\x19Ethereum Signed Message:\n32", inner));
+    }
+
+    /// @notice The signer of `digest` from a 65-byte (r, s, v) signature, or address(0) when the
+    /// signature is malformed, has v not in {27, 28} or a high s (EIP-2 malleability).
+    function recover(bytes32 digest, bytes calldata signature) internal pure returns (address) {
+        if (signature.length != 65) return address(0);
+        bytes32 r = bytes32(signature[0:32]);
+        bytes32 s = bytes32(signature[32:64]);
+        uint8 v = uint8(signature[64]);
+        // secp256k1n / 2: a larger s is the malleable twin of a valid signature.
+        if (uint256(s) > 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0) return address(0);
+        if (v != 27 && v != 28) return address(0);
+        return ecrecover(digest, v, r, s);
     }
 }

@@ -3,11 +3,12 @@ pragma solidity 0.8.28;
 
 /// @title PoSapMath: the pure arithmetic of PoSap settlement (prices, payouts, difficulty, record)
 /// @notice Mirrored function by function by `fedcoin/protocol/posap.py` (`split_totals`,
-/// `round_prices`, `client_payouts`, `relaxed_difficulty`, `next_difficulty`, `commit_cap`,
-/// `record_hash`); the tests diff the two on random inputs. Integer division truncates, as
+/// `round_prices`, `client_payouts`, `sap_rewards`, `difficulty_ceiling`, `relaxed_difficulty`,
+/// `next_difficulty`, `commit_cap`, `stalled_after`, `record_hash`); the tests diff the two on
+/// random inputs. Integer division truncates, as
 /// Python's `//` does on the non-negative operands used here.
 /// @dev Internal functions only: they are inlined into FedCoin (no deployed library, no
-/// DELEGATECALL). The geometry of vectors (weighted mean, p-distance) is {PDistance}.
+/// DELEGATECALL). The geometry of vectors (robust centre, p-distance) is {PDistance}.
 library PoSapMath {
     /// @notice Basis points in a whole (the three split shares sum to this).
     uint256 internal constant BPS = 10_000;
@@ -17,8 +18,26 @@ library PoSapMath {
     /// (K*M int256 words of calldata, EIP-7623 floor 40 gas per non-zero byte) always fits the
     /// EIP-7825 per-transaction gas cap of 16,777,216.
     uint256 internal constant MAX_ROUND_WORDS = 8192;
-    /// @notice Largest difficulty D: D^2 (p = 2) and D * elapsed (elapsed < 2^64) never overflow.
+    /// @notice Largest absolute difficulty D: D^2 (p = 2) and D * elapsed (elapsed < 2^64) never
+    /// overflow.
     uint256 internal constant MAX_DIFFICULTY = 2 ** 120;
+    /// @notice Largest relative difficulty: half of ||centre||_p (5e17 = 50%). Below 100%, so a
+    /// zero vector (at distance ||centre|| from the centre) can never qualify.
+    uint256 internal constant MAX_RELATIVE_DIFFICULTY = 5e17;
+    /// @notice How many times a round without consensus re-opens (each time D doubles, capped)
+    /// before its budget is refunded.
+    uint256 internal constant MAX_REOPENS = 3;
+    /// @notice Shortest registration, commit and reveal window (seconds): no round is unminable
+    /// by construction. 20 s is enough for a transaction on any chain and lets tests run on Anvil.
+    uint256 internal constant MIN_WINDOW = 20;
+    /// @notice Longest registration, commit and reveal window.
+    uint256 internal constant MAX_WINDOW = 7 days;
+    /// @notice Shortest and longest claim window (how long clients may claim after finalization).
+    uint256 internal constant MIN_CLAIM_WINDOW = 1 days;
+    uint256 internal constant MAX_CLAIM_WINDOW = 365 days;
+    /// @notice Time after the last possible reveal deadline left for someone to call finalize
+    /// before a round counts as stalled.
+    uint256 internal constant FINALIZE_GRACE = 1 days;
 
     /// @notice A task's totals: train = V*trainBps/BPS, com = V*comBps/BPS, sap = V - train -
     /// com, so the split's rounding dust goes to SapPrice and the three sum to V exactly.
@@ -55,43 +74,73 @@ library PoSapMath {
         sap = share(totalSap, rounds, round);
     }
 
-    /// @notice Sum of the positive entries of the consensus vector (the payout denominator).
-    /// @dev Each entry is at most MAX_ABS_VALUE = 1e27 and K <= 1024 entries: the sum is < 2^80.
-    function positiveTotal(int256[] memory mean) internal pure returns (uint256 positive) {
-        uint256 k = mean.length;
+    /// @notice Sum of the positive entries of the consensus centre (the payout denominator).
+    /// @dev Each entry is at most MAX_ABS_VALUE = 1e27 and K <= 1024 entries: the sum is < 2^100.
+    function positiveTotal(int256[] calldata centre) internal pure returns (uint256 positive) {
+        uint256 k = centre.length;
         for (uint256 j; j < k; ++j) {
-            if (mean[j] > 0) positive += uint256(mean[j]);
+            if (centre[j] > 0) positive += uint256(centre[j]);
         }
     }
 
-    /// @notice One client's payout: train * mean_k / positive for mean_k > 0, else 0 (floor).
+    /// @notice One client's payout: train * c_k / positive for c_k > 0, else 0 (floor).
     /// The sum over clients is <= train; the dust (train - sum) is the requester's refund, and
     /// with positive == 0 the whole of train is.
-    /// @dev `positive` is {positiveTotal} of the same vector, so mean_k <= positive and the
-    /// amount <= train. train * mean_k < 2^256 for train < 2^166 (mean_k < 2^90), checked.
-    function clientAmount(uint256 train, int256 meanK, uint256 positive) internal pure returns (uint256) {
-        return meanK > 0 ? train * uint256(meanK) / positive : 0;
+    /// @dev `positive` is {positiveTotal} of the same vector, so c_k <= positive and the
+    /// amount <= train. train * c_k < 2^256 for train < 2^166 (c_k < 2^90), checked.
+    function clientAmount(uint256 train, int256 centreK, uint256 positive) internal pure returns (uint256) {
+        return centreK > 0 ? train * uint256(centreK) / positive : 0;
     }
 
-    /// @notice D doubled, capped at MAX_DIFFICULTY: the relaxed D of a re-opened round and the
-    /// upper bound of one difficulty adjustment (larger D is easier).
-    function relaxedDifficulty(uint256 d) internal pure returns (uint256) {
+    /// @notice The largest D of a task: MAX_RELATIVE_DIFFICULTY for a relative D, else
+    /// MAX_DIFFICULTY.
+    function difficultyCeiling(bool relative) internal pure returns (uint256) {
+        return relative ? MAX_RELATIVE_DIFFICULTY : MAX_DIFFICULTY;
+    }
+
+    /// @notice D doubled, capped at `ceiling`: the relaxed D of a re-opened round and the upper
+    /// bound of one difficulty adjustment (larger D is easier).
+    function relaxedDifficulty(uint256 d, uint256 ceiling) internal pure returns (uint256) {
         uint256 doubled = d * 2;
-        return doubled > MAX_DIFFICULTY ? MAX_DIFFICULTY : doubled;
+        return doubled > ceiling ? ceiling : doubled;
     }
 
-    /// @notice Next difficulty after a round won `elapsed` seconds after publication:
-    /// clamp(d * elapsed / target, max(d / 2, 1), {relaxedDifficulty}(d)). Slow rounds raise D,
-    /// fast ones lower it, by at most a factor of 2 either way.
+    /// @notice Next difficulty of a task after a round settled with its qualifying set complete
+    /// `elapsed` seconds after publication: clamp(d * elapsed / target, max(d / 2, 1),
+    /// {relaxedDifficulty}(d, ceiling)). Slow rounds raise D, fast ones lower it, by at most a
+    /// factor of 2 either way.
     /// @dev d <= MAX_DIFFICULTY = 2^120 and elapsed < 2^64, so d * elapsed < 2^184. `target` >= 1.
-    function nextDifficulty(uint256 d, uint256 elapsed, uint256 target) internal pure returns (uint256) {
+    function nextDifficulty(uint256 d, uint256 elapsed, uint256 target, uint256 ceiling)
+        internal
+        pure
+        returns (uint256)
+    {
         uint256 lo = d / 2;
         if (lo == 0) lo = 1;
-        uint256 hi = relaxedDifficulty(d);
+        uint256 hi = relaxedDifficulty(d, ceiling);
         uint256 n = d * elapsed / target;
         if (n < lo) return lo;
         if (n > hi) return hi;
         return n;
+    }
+
+    /// @notice A qualifying miner's share of SapPrice: sap * bond / qualifiedStake (floor); the
+    /// dust (sap - sum of shares) is the requester's refund.
+    /// @dev sap < 2^128 (any ETH amount) and bond < 2^128, so the product fits; qualifiedStake >= bond.
+    function sapShare(uint256 sap, uint256 bond, uint256 qualifiedStake) internal pure returns (uint256) {
+        return sap * bond / qualifiedStake;
+    }
+
+    /// @notice The time after which a round that has not settled counts as stalled:
+    /// roundStartedAt + registrationWindow + (MAX_REOPENS + 1) * (commitWindow + revealWindow)
+    /// + FINALIZE_GRACE. With every window at most 7 days this is at most 64 days.
+    function stalledAfter(uint256 roundStartedAt, uint256 registrationWindow, uint256 commitWindow, uint256 revealWindow)
+        internal
+        pure
+        returns (uint256)
+    {
+        return roundStartedAt + registrationWindow + (MAX_REOPENS + 1) * (commitWindow + revealWindow)
+            + FINALIZE_GRACE;
     }
 
     /// @notice Most commitments per attempt for a round with `k` registered clients:
@@ -102,7 +151,7 @@ library PoSapMath {
     }
 
     /// @notice The PoSap block record hash (the paper's Table 1): keccak256(abi.encode(height,
-    /// taskId, round, winner, meanHash, winnerHash, prevHash, difficulty, payoutsRoot)).
+    /// taskId, round, winner, centreHash, winnerHash, prevHash, difficulty, payoutsRoot)).
     /// @dev Chaining prevHash makes the records a hash chain that anyone can re-derive from
     /// the PoSapBlock events.
     function recordHash(
@@ -110,14 +159,14 @@ library PoSapMath {
         uint256 taskId,
         uint256 round,
         address winner,
-        bytes32 meanHash,
+        bytes32 centreHash,
         bytes32 winnerHash,
         bytes32 prevHash,
         uint256 difficulty,
         bytes32 payoutsRoot
     ) internal pure returns (bytes32) {
         return keccak256(
-            abi.encode(height, taskId, round, winner, meanHash, winnerHash, prevHash, difficulty, payoutsRoot)
+            abi.encode(height, taskId, round, winner, centreHash, winnerHash, prevHash, difficulty, payoutsRoot)
         );
     }
 }

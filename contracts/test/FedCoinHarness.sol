@@ -9,22 +9,32 @@ import {CommitmentHash} from "../lib/CommitmentHash.sol";
 /// @title FedCoinHarness (test only): the libraries' internal functions made callable
 /// @notice Lets tests diff fedcoin/protocol/posap.py, commitment.py and merkle.py against the
 /// Solidity itself (FedCoin's own public helpers expose the rest: roundPrices, commitCap,
-/// nextDifficulty, commitmentHash, vectorHash, revealLink, clientLeaf, payoutLeaf).
-/// Not shipped in fedcoin/artifacts/.
+/// stalledAfter, commitmentHash, claimToDigest). Not shipped in fedcoin/artifacts/.
 contract FedCoinHarness {
-    /// @notice PDistance.weightedMean over `reveals`.
-    function weightedMean(RevealData[] calldata reveals, uint256 k, uint256 cap) external pure returns (int256[] memory) {
-        return PDistance.weightedMean(reveals, k, cap);
+    /// @notice PDistance.checkCentre over `reveals` weighted by `weights`.
+    function checkCentre(RevealData[] calldata reveals, uint256[] memory weights, int256[] calldata centre)
+        external
+        pure
+        returns (bool, uint256)
+    {
+        uint256 total;
+        for (uint256 i; i < weights.length; ++i) total += weights[i];
+        return PDistance.checkCentre(reveals, weights, total, centre);
     }
 
-    /// @notice PDistance.distance of `s` from `mean`.
-    function distance(int256[] calldata s, int256[] calldata mean, uint8 p) external pure returns (uint256) {
-        return PDistance.distance(s, mean, p);
+    /// @notice PDistance.distance of `s` from `centre`.
+    function distance(int256[] calldata s, int256[] calldata centre, uint8 p) external pure returns (uint256) {
+        return PDistance.distance(s, centre, p);
     }
 
-    /// @notice PDistance.qualifies.
-    function qualifies(uint256 dist, uint256 d, uint8 p) external pure returns (bool) {
-        return PDistance.qualifies(dist, d, p);
+    /// @notice PDistance.threshold and slashThreshold.
+    function thresholds(int256[] calldata centre, uint256 d, uint8 p, bool relative)
+        external
+        pure
+        returns (uint256 thr, uint256 slash)
+    {
+        thr = PDistance.threshold(centre, d, p, relative);
+        slash = PDistance.slashThreshold(thr, p);
     }
 
     /// @notice PoSapMath.splitTotals (posap.split_totals).
@@ -38,25 +48,52 @@ contract FedCoinHarness {
 
     /// @notice Client amounts and refund from PoSapMath.positiveTotal and clientAmount, as
     /// FedCoin computes them (posap.client_payouts).
-    function clientPayouts(uint256 train, int256[] memory mean)
+    function clientPayouts(uint256 train, int256[] calldata centre)
         external
         pure
         returns (uint256[] memory amounts, uint256 refund)
     {
-        amounts = new uint256[](mean.length);
-        uint256 positive = PoSapMath.positiveTotal(mean);
+        amounts = new uint256[](centre.length);
+        uint256 positive = PoSapMath.positiveTotal(centre);
         if (positive == 0) return (amounts, train);
         uint256 paid = 0;
-        for (uint256 j; j < mean.length; ++j) {
-            amounts[j] = PoSapMath.clientAmount(train, mean[j], positive);
+        for (uint256 j; j < centre.length; ++j) {
+            amounts[j] = PoSapMath.clientAmount(train, centre[j], positive);
             paid += amounts[j];
         }
         refund = train - paid;
     }
 
+    /// @notice SapPrice shares of the qualifying bonds and the dust (posap.sap_rewards).
+    function sapRewards(uint256 sap, uint256[] calldata qualifyingBonds)
+        external
+        pure
+        returns (uint256[] memory rewards, uint256 dust)
+    {
+        uint256 q;
+        for (uint256 i; i < qualifyingBonds.length; ++i) q += qualifyingBonds[i];
+        rewards = new uint256[](qualifyingBonds.length);
+        uint256 paid;
+        for (uint256 i; i < qualifyingBonds.length; ++i) {
+            rewards[i] = PoSapMath.sapShare(sap, qualifyingBonds[i], q);
+            paid += rewards[i];
+        }
+        dust = sap - paid;
+    }
+
     /// @notice PoSapMath.relaxedDifficulty (posap.relaxed_difficulty).
-    function relaxedDifficulty(uint256 d) external pure returns (uint256) {
-        return PoSapMath.relaxedDifficulty(d);
+    function relaxedDifficulty(uint256 d, bool relative) external pure returns (uint256) {
+        return PoSapMath.relaxedDifficulty(d, PoSapMath.difficultyCeiling(relative));
+    }
+
+    /// @notice PoSapMath.nextDifficulty (posap.next_difficulty).
+    function nextDifficulty(uint256 d, uint256 elapsed, uint256 target, bool relative) external pure returns (uint256) {
+        return PoSapMath.nextDifficulty(d, elapsed, target, PoSapMath.difficultyCeiling(relative));
+    }
+
+    /// @notice PoSapMath.stalledAfter (posap.stalled_after).
+    function stalledAfter(uint256 start, uint256 reg, uint256 commitW, uint256 revealW) external pure returns (uint256) {
+        return PoSapMath.stalledAfter(start, reg, commitW, revealW);
     }
 
     /// @notice PoSapMath.recordHash (posap.record_hash).
@@ -65,14 +102,14 @@ contract FedCoinHarness {
         uint256 taskId,
         uint256 round,
         address winner,
-        bytes32 meanHash,
+        bytes32 centreHash,
         bytes32 winnerHash,
         bytes32 prevHash,
         uint256 difficulty,
         bytes32 payoutsRoot
     ) external pure returns (bytes32) {
         return PoSapMath.recordHash(
-            height, taskId, round, winner, meanHash, winnerHash, prevHash, difficulty, payoutsRoot
+            height, taskId, round, winner, centreHash, winnerHash, prevHash, difficulty, payoutsRoot
         );
     }
 
@@ -81,14 +118,37 @@ contract FedCoinHarness {
         return CommitmentHash.registrationLink(prev, client);
     }
 
-    /// @notice CommitmentHash.vectorHashMemory (commitment.vector_hash).
-    function vectorHashMemory(int256[] memory values) external pure returns (bytes32) {
-        return CommitmentHash.vectorHashMemory(values);
+    /// @notice CommitmentHash.vectorHash (commitment.vector_hash).
+    function vectorHash(int256[] calldata values) external pure returns (bytes32) {
+        return CommitmentHash.vectorHash(values);
     }
 
-    /// @notice MerkleTree.rootInPlace of `leaves`.
-    function merkleRoot(bytes32[] memory leaves) external pure returns (bytes32) {
-        return MerkleTree.rootInPlace(leaves);
+    /// @notice CommitmentHash.revealLink (commitment.reveal_link).
+    function revealLink(bytes32 prev, address miner, uint256 seq, uint256 iterations, bytes32 vHash)
+        external
+        pure
+        returns (bytes32)
+    {
+        return CommitmentHash.revealLink(prev, miner, seq, iterations, vHash);
+    }
+
+    /// @notice CommitmentHash.recover (the claimTo signature check).
+    function recover(bytes32 digest, bytes calldata signature) external pure returns (address) {
+        return CommitmentHash.recover(digest, signature);
+    }
+
+    /// @notice MerkleTree.clientLeaf and payoutLeaf (merkle.client_leaf, merkle.payout_leaf).
+    function leaves(address client, uint256 taskId, uint256 round, uint256 amount)
+        external
+        pure
+        returns (bytes32 clientLeaf, bytes32 payoutLeaf)
+    {
+        return (MerkleTree.clientLeaf(client), MerkleTree.payoutLeaf(taskId, round, client, amount));
+    }
+
+    /// @notice MerkleTree.rootInPlace of `leaves_`.
+    function merkleRoot(bytes32[] memory leaves_) external pure returns (bytes32) {
+        return MerkleTree.rootInPlace(leaves_);
     }
 
     /// @notice MerkleTree.verify.

@@ -23,13 +23,15 @@ from fedcoin.chain.types import (
     Event,
     RoundInfo,
     RoundStatus,
+    TaskConfig,
     TaskInfo,
     TaskStatus,
     TxResult,
+    Verdict,
 )
 
 __all__ = [
     "EVENT_NAMES", "BlockRecord", "ChainError", "CommitmentInfo", "ContractRevert", "CreditReason", "Event",
-    "FedCoin", "RPCUnavailable", "RoundInfo", "RoundStatus", "TaskInfo", "TaskStatus", "TransactionTimeout",
-    "TxResult", "connect", "open_fedcoin", "with_retries",
+    "FedCoin", "RPCUnavailable", "RoundInfo", "RoundStatus", "TaskConfig", "TaskInfo", "TaskStatus",
+    "TransactionTimeout", "TxResult", "Verdict", "connect", "open_fedcoin", "with_retries",
 ]

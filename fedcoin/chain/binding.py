@@ -9,8 +9,10 @@ Typical use::
 
     w3 = connect("http://127.0.0.1:8545")
     fc = FedCoin.deploy(w3, account)                  # or FedCoin(w3, address, account)
-    task_id = fc.create_task(server, clients, rounds=1, value=10**18).task_id
+    task_id = fc.create_task(server, clients, rounds=1, value=10**18).task_id   # TaskConfig defaults
     fc.as_account(server_account).accept_task(task_id)
+    ...
+    fc.finalize(task_id, 0)        # clients, reveals (with bonds) and the centre from events
 
 Read vectors from events (:meth:`FedCoin.reveals`, :meth:`FedCoin.registrations`,
 :meth:`FedCoin.round_finalized`): they never reach contract storage.
@@ -36,8 +38,10 @@ from fedcoin.chain.types import (
     CommitmentInfo,
     Event,
     RoundInfo,
+    TaskConfig,
     TaskInfo,
     TxResult,
+    decode_words,
     struct,
 )
 from fedcoin.protocol import commitment as _commitment
@@ -220,11 +224,23 @@ class FedCoin:
     def update_registered_events(self, task_id: int | None = None, round: int | None = None, **kw) -> list[Event]:
         return self.events("UpdateRegistered", taskId=task_id, round=round, **kw)
 
+    def task_configured_events(self, task_id: int | None = None, **kw) -> list[Event]:
+        return self.events("TaskConfigured", taskId=task_id, **kw)
+
     def published_events(self, task_id: int | None = None, round: int | None = None, **kw) -> list[Event]:
         return self.events("ShapleyTaskPublished", taskId=task_id, round=round, **kw)
 
     def committed_events(self, task_id: int | None = None, round: int | None = None, **kw) -> list[Event]:
         return self.events("Committed", taskId=task_id, round=round, **kw)
+
+    def displaced_events(self, task_id: int | None = None, round: int | None = None, **kw) -> list[Event]:
+        return self.events("CommitDisplaced", taskId=task_id, round=round, **kw)
+
+    def judged_events(self, task_id: int | None = None, round: int | None = None, **kw) -> list[Event]:
+        return self.events("Judged", taskId=task_id, round=round, **kw)
+
+    def expired_events(self, task_id: int | None = None, round: int | None = None, **kw) -> list[Event]:
+        return self.events("PayoutsExpired", taskId=task_id, round=round, **kw)
 
     def revealed_events(self, task_id: int | None = None, round: int | None = None, **kw) -> list[Event]:
         return self.events("Revealed", taskId=task_id, round=round, **kw)
@@ -285,14 +301,31 @@ class FedCoin:
         return [e.args["client"] for e in self.registrations(task_id, round)]
 
     def reveals(self, task_id: int, round: int, attempt: int | None = None) -> list[_posap.Reveal]:
-        """Reveals of an attempt (default: the round's current attempt) in reveal order."""
+        """Reveals of an attempt (default: the round's current attempt) in reveal order, each with
+        its commitment's bond (from ``Committed``: the weight of the centre)."""
         if attempt is None:
             attempt = self.get_round(task_id, round).attempt
+        bonds = {e.args["miner"]: e.args["bond"] for e in self.committed_events(task_id, round)
+                 if e.args["attempt"] == attempt}
         return [
-            _posap.Reveal(e.args["miner"], e.args["seq"], e.args["iterations"], tuple(e.args["values"]))
+            _posap.Reveal(e.args["miner"], e.args["seq"], e.args["iterations"], tuple(e.args["values"]),
+                          bonds.get(e.args["miner"], 0))
             for e in self.revealed_events(task_id, round)
             if e.args["attempt"] == attempt
         ]
+
+    def centre(self, task_id: int, round: int, reveals: Sequence[_posap.Reveal] | None = None) -> list[int]:
+        """The consensus centre ``finalize`` will verify: the stake-weighted lower median of the
+        attempt's reveals (:func:`fedcoin.protocol.posap.weighted_lower_median`); [] with no reveal."""
+        reveals = self.reveals(task_id, round) if reveals is None else reveals
+        if not reveals:
+            return []
+        return _posap.weighted_lower_median([r.values for r in reveals], [r.bond for r in reveals])
+
+    def excluded(self, task_id: int, round: int) -> list[int]:
+        """Registration indices the server excluded from the round (its ShapleyTaskPublished)."""
+        evs = self.published_events(task_id, round)
+        return list(evs[-1].args["excluded"]) if evs else []
 
     def round_finalized(self, task_id: int, round: int) -> Event | None:
         """The round's RoundFinalized event (mean, amounts, root) or None."""
@@ -325,19 +358,28 @@ class FedCoin:
         accept_deadline: int | None = None,
         accept_window: int = 3600,
         sort_clients: bool = True,
+        config: TaskConfig | None = None,
+        **overrides,
     ) -> TxResult:
         """``createTask`` with budget ``value``; ``.task_id`` on the result is the new id.
 
         Clients are checksummed and sorted ascending by address (the contract requires it;
         pass ``sort_clients=False`` to send them as given). The deadline defaults to the
-        latest block's time + ``accept_window``.
+        latest block's time + ``accept_window``. D, p, the windows and the claim window come
+        from ``config`` (default :class:`TaskConfig`), single fields overridden by keyword
+        (e.g. ``difficulty=10**17, relative=False, commit_window=60``).
         """
         cl = [to_checksum_address(c) for c in clients]
         if sort_clients:
             cl = sorted(cl, key=lambda a: int(a, 16))
         if accept_deadline is None:
             accept_deadline = self.latest_timestamp() + accept_window
-        return self._transact("createTask", to_checksum_address(server), cl, rounds, *split, accept_deadline, value=value)
+        import dataclasses
+
+        cfg = dataclasses.replace(config or TaskConfig(), **overrides)
+        arg = (to_checksum_address(server), cl, rounds, *split, accept_deadline, cfg.difficulty, cfg.p, cfg.relative,
+               cfg.registration_window, cfg.commit_window, cfg.reveal_window, cfg.claim_window)
+        return self._transact("createTask", arg, value=value)
 
     def accept_task(self, task_id: int) -> TxResult:
         """``acceptTask`` (as the server)."""
@@ -348,7 +390,8 @@ class FedCoin:
         return self._transact("refundUnaccepted", task_id)
 
     def refund_stalled(self, task_id: int) -> TxResult:
-        """``refundStalled`` (anyone, once the current round is unpublished past the timeout)."""
+        """``refundStalled`` (anyone, once the current round has not settled by :meth:`stalled_after`
+        and holds no bond in its current attempt)."""
         return self._transact("refundStalled", task_id)
 
     def register_update(
@@ -361,12 +404,14 @@ class FedCoin:
         return self._transact("registerUpdate", task_id, round, bytes(update_hash), locator, data_cost, [bytes(p) for p in proof])
 
     def publish_shapley_task(
-        self, task_id: int, round: int, spec_hash: bytes, spec_locator: str, commit_deadline: int,
-        reveal_deadline: int, aggregation: int = 0,
+        self, task_id: int, round: int, spec_hash: bytes, spec_locator: str, aggregation: int = 0,
+        excluded: Sequence[int] = (),
     ) -> TxResult:
-        """``publishShapleyTask`` (as the server). aggregation: 0 FedAvg by n_k, 1 uniform."""
-        return self._transact("publishShapleyTask", task_id, round, bytes(spec_hash), spec_locator, aggregation,
-                              commit_deadline, reveal_deadline)
+        """``publishShapleyTask`` (as the server). aggregation: 0 FedAvg by n_k, 1 uniform;
+        ``excluded``: registration indices left out of the game (ascending; the spec says why).
+        The deadlines follow from the task's commit and reveal windows."""
+        return self._transact("publishShapleyTask", task_id, round, bytes(spec_hash), spec_locator, int(aggregation),
+                              sorted(int(i) for i in excluded))
 
     def commit(self, task_id: int, round: int, commitment: bytes, bond: int | None = None) -> TxResult:
         """``commit`` with ``bond`` wei (default: the contract's minimum bond)."""
@@ -391,20 +436,43 @@ class FedCoin:
 
     def finalize(
         self, task_id: int, round: int, clients: Sequence[str] | None = None,
-        reveals: Sequence[_posap.Reveal] | None = None,
+        reveals: Sequence[_posap.Reveal] | None = None, centre: Sequence[int] | None = None,
     ) -> TxResult:
-        """``finalize``; the client list and the attempt's reveals come from events if omitted."""
+        """``finalize``; the client list, the attempt's reveals (with bonds) and the centre (their
+        stake-weighted lower median) come from events when omitted."""
         if clients is None:
             clients = self.registered_clients(task_id, round)
         if reveals is None:
             reveals = self.reveals(task_id, round)
-        return self._transact("finalize", task_id, round, list(clients), [r.as_abi() for r in reveals])
+        if centre is None:
+            centre = self.centre(task_id, round, reveals) if reveals else []
+        return self._transact("finalize", task_id, round, list(clients), [r.as_abi() for r in reveals],
+                              [int(c) for c in centre])
 
     def claim(self, task_id: int, round: int, amount: int | None = None, proof: Sequence[bytes] | None = None) -> TxResult:
         """``claim`` the caller's payout; amount and proof come from events if omitted."""
         if amount is None or proof is None:
             amount, proof = self.payout_proof(task_id, round, self.account.address)
         return self._transact("claim", task_id, round, amount, [bytes(p) for p in proof])
+
+    def claim_to(self, task_id: int, round: int, client: str, to: str, signature: bytes, amount: int | None = None,
+                 proof: Sequence[bytes] | None = None) -> TxResult:
+        """``claimTo``: submit (as anyone) ``client``'s payout to ``to`` with the client's
+        ``signature`` (:func:`fedcoin.protocol.commitment.sign_claim_to`); amount and proof come
+        from events if omitted. The payout is credited to ``to`` in the pull ledger."""
+        if amount is None or proof is None:
+            amount, proof = self.payout_proof(task_id, round, client)
+        return self._transact("claimTo", task_id, round, to_checksum_address(client), amount,
+                              [bytes(p) for p in proof], to_checksum_address(to), bytes(signature))
+
+    def sign_claim_to(self, task_id: int, round: int, to: str) -> bytes:
+        """As the client (this binding's account), sign that its payout of (task, round) goes to ``to``."""
+        return _commitment.sign_claim_to(self.account, self.chain_id, self.address, task_id, round,
+                                         to_checksum_address(to))
+
+    def reclaim_expired(self, task_id: int, round: int) -> TxResult:
+        """``reclaimExpired`` (anyone, after the round's claim window): unclaimed payouts to the requester."""
+        return self._transact("reclaimExpired", task_id, round)
 
     def withdraw(self) -> TxResult:
         """``withdraw`` the caller's whole credit."""
@@ -413,10 +481,15 @@ class FedCoin:
     # ---- views
 
     def get_task(self, task_id: int) -> TaskInfo:
-        return struct(TaskInfo, self._call("getTask", task_id))
+        """``getTask``: the task's storage words decoded with the artifact's storage layout."""
+        return decode_words(TaskInfo, self._call("getTask", task_id), self._layout(), "Task")
 
     def get_round(self, task_id: int, round: int) -> RoundInfo:
-        return struct(RoundInfo, self._call("getRound", task_id, round))
+        """``getRound``: the round's storage words decoded with the artifact's storage layout."""
+        return decode_words(RoundInfo, self._call("getRound", task_id, round), self._layout(), "Round")
+
+    def _layout(self) -> dict:
+        return load_artifact("FedCoin").get("storageLayout", {})
 
     def get_commitment(self, task_id: int, round: int, attempt: int, miner: str) -> CommitmentInfo:
         return struct(CommitmentInfo, self._call("getCommitment", task_id, round, attempt, to_checksum_address(miner)))
@@ -429,6 +502,17 @@ class FedCoin:
 
     def is_claimed(self, task_id: int, round: int, client: str) -> bool:
         return self._call("isClaimed", task_id, round, to_checksum_address(client))
+
+    def is_excluded(self, task_id: int, round: int, index: int) -> bool:
+        return self._call("isExcluded", task_id, round, index)
+
+    def committers(self, task_id: int, round: int, attempt: int) -> list[str]:
+        """The attempt's live committers (a displaced one is replaced in its slot)."""
+        return list(self._call("getCommitters", task_id, round, attempt))
+
+    def stalled_after(self, task_id: int) -> int:
+        """When the task's current round counts as stalled (``refundStalled`` / abandon instead of re-open)."""
+        return self._call("stalledAfter", task_id)
 
     def credits(self, account: str) -> int:
         return self._call("credits", to_checksum_address(account))
@@ -447,8 +531,9 @@ class FedCoin:
     def round_prices(self, task_id: int, round: int) -> tuple[int, int, int]:
         return tuple(self._call("roundPrices", task_id, round))  # type: ignore[return-value]
 
-    def difficulty(self) -> int:
-        return self._call("difficulty")
+    def difficulty(self, task_id: int) -> int:
+        """The task's D for its next publication (per task; rounds record theirs)."""
+        return self.get_task(task_id).difficulty
 
     def task_count(self) -> int:
         return self._call("taskCount")
@@ -465,42 +550,19 @@ class FedCoin:
     def max_iterations(self) -> int:
         return self._call("maxIterations")
 
-    def distance_p(self) -> int:
-        return self._call("distanceP")
-
     def target_block_time(self) -> int:
         return self._call("targetBlockTime")
 
-    def publish_timeout(self) -> int:
-        return self._call("publishTimeout")
+    def judge_address(self) -> str:
+        """The stateless PoSapJudge this FedCoin created (centre check, distances, payout root)."""
+        return self._call("judge")
 
     def params(self) -> DeployParams:
-        """The deployed contract's constructor parameters (initial difficulty: the current D)."""
-        return DeployParams(self.min_bond(), self.difficulty(), self.distance_p(), self.max_iterations(),
-                            self.target_block_time(), self.publish_timeout())
+        """The deployed contract's constructor parameters."""
+        return DeployParams(self.min_bond(), self.max_iterations(), self.target_block_time())
 
     def commit_cap(self, k: int) -> int:
         return self._call("commitCap", k)
-
-    def commitment_hash(self, task_id: int, round: int, miner: str, values: Sequence[int], iterations: int, salt: bytes) -> bytes:
-        """The contract's own ``commitmentHash`` (an eth_call)."""
-        return bytes(self._call("commitmentHash", task_id, round, to_checksum_address(miner), [int(v) for v in values],
-                                iterations, bytes(salt)))
-
-    def vector_hash(self, values: Sequence[int]) -> bytes:
-        return bytes(self._call("vectorHash", [int(v) for v in values]))
-
-    def reveal_link(self, prev: bytes, miner: str, seq: int, iterations: int, vhash: bytes) -> bytes:
-        return bytes(self._call("revealLink", bytes(prev), to_checksum_address(miner), seq, iterations, bytes(vhash)))
-
-    def client_leaf(self, client: str) -> bytes:
-        return bytes(self._call("clientLeaf", to_checksum_address(client)))
-
-    def payout_leaf(self, task_id: int, round: int, client: str, amount: int) -> bytes:
-        return bytes(self._call("payoutLeaf", task_id, round, to_checksum_address(client), amount))
-
-    def next_difficulty(self, d: int, elapsed: int, target: int) -> int:
-        return self._call("nextDifficulty", d, elapsed, target)
 
     def next_block_time(self) -> int:
         """The timestamp the next block will carry, as far as it can be told now.

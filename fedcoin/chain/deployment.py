@@ -33,26 +33,23 @@ CONTRACT_NAME = "FedCoin"
 class DeployParams:
     """FedCoin's constructor parameters (defaults are the project defaults).
 
+    D, p, the windows and the claim expiry are per task (:class:`fedcoin.chain.types.TaskConfig`,
+    chosen by the requester at createTask); the contract itself only fixes these.
+
     Attributes:
-        min_bond: smallest commit bond, wei (0.01 ether).
-        initial_difficulty: first D, fixed point (0.1).
-        distance_p: 1, 2 or 255 (infinity).
-        max_iterations: iteration cap in the weighted mean.
-        target_block_time: seconds from publication to the winning commitment (difficulty target).
-        publish_timeout: seconds a round may stay unpublished before the task is refundable.
+        min_bond: smallest commit bond, wei (0.01 ether); also the least margin by which a bond
+            must exceed the smallest one to displace it from a full attempt.
+        max_iterations: the largest iteration count a reveal may record (recorded, never weighted).
+        target_block_time: seconds from publication to a complete qualifying set (difficulty target).
     """
 
     min_bond: int = 10**16
-    initial_difficulty: int = 10**17
-    distance_p: int = 2
     max_iterations: int = 100_000
     target_block_time: int = 600
-    publish_timeout: int = 7 * 24 * 3600
 
     def as_args(self) -> list[int]:
         """Positional constructor arguments, in the Solidity order."""
-        return [self.min_bond, self.initial_difficulty, self.distance_p, self.max_iterations,
-                self.target_block_time, self.publish_timeout]
+        return [self.min_bond, self.max_iterations, self.target_block_time]
 
 
 def deployment_file(chain_id: int) -> Path:

@@ -27,7 +27,7 @@ SETTINGS = {
     "optimizer": {"enabled": True, "runs": 200},
     "evmVersion": "cancun",
     "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object",
-                                    "evm.deployedBytecode.immutableReferences"]}},
+                                    "evm.deployedBytecode.immutableReferences", "storageLayout"]}},
 }
 
 
@@ -75,6 +75,9 @@ def compile_contracts(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, dict]:
                 # where the constructor writes immutables into the runtime code: masked when a
                 # CLI checks that an address holds this FedCoin (fedcoin.chain.artifact)
                 "immutableReferences": c["evm"]["deployedBytecode"].get("immutableReferences", {}),
+                # how structs sit in storage: FedCoin's getTask/getRound return raw storage words,
+                # decoded with this by fedcoin.chain.types.decode_words
+                "storageLayout": c.get("storageLayout", {}),
             }
     return artifacts
 

@@ -12,6 +12,8 @@ Each function mirrors one Solidity expression in ``contracts/FedCoin.sol`` byte 
   ``finalize`` checks its calldata against.
 * :func:`registration_link` — the rolling registration hash
   ``keccak256(abi.encodePacked(prev, client))`` (32 + 20 bytes).
+* :func:`claim_to_digest` — ``CommitmentHash.claimToDigest``: the EIP-191 personal-message
+  digest a client signs so that anyone may submit its ``claimTo`` (:func:`sign_claim_to`).
 """
 
 from __future__ import annotations
@@ -101,3 +103,29 @@ def registration_accumulator(clients: Iterable[str]) -> bytes:
     for c in clients:
         acc = registration_link(acc, c)
     return acc
+
+
+#: The domain tag inside the claimTo message (``"FedCoin claimTo"``, ABI-encoded as a string).
+CLAIM_TO_TAG = "FedCoin claimTo"
+
+
+def claim_to_inner(chain_id: int, contract: str, task_id: int, round: int, client: str, to: str) -> bytes:
+    """``keccak256(abi.encode("FedCoin claimTo", chainid, contract, taskId, round, client, to))``:
+    the 32 bytes the client signs as an EIP-191 personal message."""
+    return keccak(abi_encode(["string", "uint256", "address", "uint256", "uint256", "address", "address"],
+                             [CLAIM_TO_TAG, chain_id, contract, task_id, round, client, to]))
+
+
+def claim_to_digest(chain_id: int, contract: str, task_id: int, round: int, client: str, to: str) -> bytes:
+    """``CommitmentHash.claimToDigest``: ``keccak256("\\x19Ethereum Signed Message:\\n32" ++ inner)``."""
+    inner = claim_to_inner(chain_id, contract, task_id, round, client, to)
+    return keccak(b"\x19Ethereum Signed Message:\n32" + inner)
+
+
+def sign_claim_to(account, chain_id: int, contract: str, task_id: int, round: int, to: str) -> bytes:
+    """The client ``account`` (an eth_account ``LocalAccount``) signs that its payout of
+    (task, round) goes to ``to``: 65 bytes (r, s, v), what ``FedCoin.claimTo`` checks."""
+    from eth_account.messages import encode_defunct
+
+    inner = claim_to_inner(chain_id, contract, task_id, round, account.address, to)
+    return bytes(account.sign_message(encode_defunct(primitive=inner)).signature)
