@@ -344,9 +344,13 @@ class FLServer:
 
     def registration_deadline(self, rnd: int) -> int:
         """When round ``rnd``'s registration period ends (block time): the round's start plus
-        ``registration_window``."""
+        the task's on-chain registration window (before it the contract lets the server publish
+        only once every listed client registered); ``registration_window`` only where the
+        contract records none."""
         del rnd  # the current round: the contract records when it started
-        return int(self.task().round_started_at) + self.config.registration_window
+        t = self.task()
+        window = getattr(t, "registration_window", None)
+        return int(t.round_started_at) + int(self.config.registration_window if window is None else window)
 
     def wait_registrations(self, rnd: int, rep: RoundReport | None = None) -> list[str]:
         """Wait until every listed client registered for ``rnd`` or the deadline passed (judged
@@ -409,11 +413,10 @@ class FLServer:
         data = spec.encode()
         locator = self.store.put(data)
         self.hooks.on_spec_stored(rnd, spec, locator)
-        now = self.fc.latest_timestamp()
-        commit_deadline = now + self.config.commit_window
+        # the contract sets the deadlines from the task's own commit and reveal windows
         tx = self.fc.publish_shapley_task(
-            self.task_id, rnd, content_hash(data), locator, commit_deadline,
-            commit_deadline + self.config.reveal_window, Aggregation.from_rule(self.config.aggregation))
+            self.task_id, rnd, content_hash(data), locator, Aggregation.from_rule(self.config.aggregation),
+            excluded=spec.excluded_indices)
         rep.published_now, rep.spec_hash, rep.spec_locator = True, "0x" + spec.hash().hex(), locator
         rep.gas_fees += tx.fee
         self.hooks.on_published(rnd, tx.tx_hash)

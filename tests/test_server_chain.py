@@ -79,9 +79,10 @@ def _mine_and_finalize(task_env, rnd):
     m = task_env["fc"].as_account(task_env["miner"])
     values = fp.encode_vector([0.01] * len(task_env["clients"]))
     _, salt = m.commit_vector(task_env["task"], rnd, values, 10)
-    advance(task_env["w3"], CONFIG.commit_window + 1)
+    r = task_env["fc"].get_round(task_env["task"], rnd)  # the task's own windows set the deadlines
+    advance(task_env["w3"], r.commit_deadline - task_env["fc"].latest_timestamp() + 1)
     m.reveal(task_env["task"], rnd, values, 10, salt)
-    advance(task_env["w3"], CONFIG.reveal_window + 1)
+    advance(task_env["w3"], r.reveal_deadline - task_env["fc"].latest_timestamp() + 1)
     m.finalize(task_env["task"], rnd)
 
 
