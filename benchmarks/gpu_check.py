@@ -9,7 +9,7 @@
   antithetic-stratified) against a reference of ``ref_factor`` × the budget, same round.
 * ``bounds``: FP32-FLOP and HBM lower bounds of the 2,500-permutation work.
 
-``--tiny`` shrinks everything (K = 10, 256 rows, MLP 784-16-10, 100 permutations) so that the
+``--tiny`` shrinks everything (K = 6, 128 rows, MLP 784-8-10, 48 permutations) so that the
 script's path can be tested on a CPU in well under a minute; its figures mean nothing.
 """
 
@@ -71,7 +71,7 @@ def main() -> None:
     ap.add_argument("--layouts", default="16x1024,32x2048,64x2048", help="perm_batch x row_chunk list")
     args = ap.parse_args()
     if args.tiny:
-        args.K, args.n_val, args.hidden, args.perms, args.ref_factor, args.layouts = 10, 256, 16, 100, 20, "8x128"
+        args.K, args.n_val, args.hidden, args.perms, args.ref_factor, args.layouts = 6, 128, 8, 48, 20, "8x64"
     else:
         args.K, args.n_val, args.hidden, args.perms, args.ref_factor = 100, 10_000, 200, 2500, 20
     import jax

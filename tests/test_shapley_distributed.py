@@ -31,14 +31,26 @@ def test_merged_states_equal_one_state_over_all_blocks():
         merge_states(a, init_state(6))
 
 
+def _listening() -> set:
+    """Listening TCP sockets of this process and its children (the local Ray cluster's)."""
+    psutil = pytest.importorskip("psutil")
+    me = psutil.Process()
+    pids = {me.pid} | {c.pid for c in me.children(recursive=True)}
+    return {(c.laddr.ip, c.laddr.port) for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.pid in pids}
+
+
 def test_two_ray_workers_give_the_single_process_state_on_the_same_permutations():
     ray = pytest.importorskip("ray")
     from miners.shapley import distributed
 
     rg = make_round(MLP_SMALL, 6, n_val=40)
     key = jax.random.key(9)
+    before = _listening()
     distributed.connect("auto", num_cpus=2)
     try:
+        new = _listening() - before
+        assert new and all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip, _ in new), new  # loopback only
         workers = distributed.start_workers(rg, n_workers=2, sampler="antithetic", fl_kwargs={"row_chunk": 16})
         pids = {ray.get(w.info.remote())["pid"] for w in workers}
         assert len(pids) == 2  # two processes

@@ -117,6 +117,11 @@ def sample_like_workers(game, *, key: jax.Array, n_workers: int, steps: int, n_p
 
 def connect(address: str, *, num_cpus: int | None = None) -> None:
     """``ray.init`` for ``address`` (``"auto"``/``"local"``: a fresh local cluster on 127.0.0.1)."""
+    if address in ("auto", "local"):
+        # Ray resolves 127.0.0.1 to the host's routable address and binds there (and on every
+        # interface) unless it runs in its single-machine mode; ask for that mode (read when
+        # ray is first imported) so a local cluster listens on loopback only.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
     except ImportError as e:  # pragma: no cover - depends on the install
@@ -125,6 +130,10 @@ def connect(address: str, *, num_cpus: int | None = None) -> None:
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address in ("auto", "local"):
+        # if ray was imported before the variable above was set, ask for the mode directly
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
         ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1",
                  num_cpus=num_cpus or os.cpu_count() or 1, log_to_driver=False, configure_logging=False)
     else:
