@@ -10,7 +10,7 @@ from fedcoin.chain import ContractRevert, FedCoin
 from fedcoin.protocol.merkle import payout_tree
 from fedcoin.protocol.posap import Reveal
 from conftest import chain_env
-from fedcoin_testkit import ETH, actors, advance, default_params, fingerprint, revert, snapshot, vec, w3_for
+from fedcoin_testkit import ETH, TEST_TASK, actors, advance, default_params, fingerprint, revert, snapshot, vec, w3_for
 
 P = default_params()
 A = actors(n_clients=3, n_miners=3)
@@ -38,8 +38,8 @@ def as_(fc, who):
     return fc.as_account(who)
 
 
-def created(fc, rounds=1):
-    return as_(fc, A.requester).create_task(A.server.address, CLIENTS, rounds, ETH).task_id
+def created(fc, rounds=1, **kw):
+    return as_(fc, A.requester).create_task(A.server.address, CLIENTS, rounds, ETH, **dict(TEST_TASK, **kw)).task_id
 
 
 def accepted(fc, rounds=1):
@@ -55,10 +55,9 @@ def registered(fc, rounds=1, n=3):
     return tid
 
 
-def published(fc, rounds=1):
+def published(fc, rounds=1, excluded=()):
     tid = registered(fc, rounds)
-    now = fc.latest_timestamp()
-    as_(fc, A.server).publish_shapley_task(tid, 0, b"\x02" * 32, "spec", now + 100, now + 200)
+    as_(fc, A.server).publish_shapley_task(tid, 0, b"\x02" * 32, "spec", excluded=excluded)
     return tid
 
 
@@ -87,13 +86,25 @@ def finalized(fc, w3):
 
 @pytest.mark.parametrize("case", ["zero_budget", "zero_server", "split", "rounds0", "rounds_big", "no_clients",
                                   "requester_client", "server_client", "zero_client", "duplicate", "unsorted",
-                                  "deadline"])
+                                  "deadline", "d0", "d_abs_big", "d_rel_big", "p", "reg_short", "commit_long",
+                                  "reveal_short", "claim_short", "claim_long"])
 def test_create_task_rejects_bad_input(env, case):
     w3, fc, _ = env
     r = as_(fc, A.requester)
     c = sorted(CLIENTS, key=lambda x: int(x, 16))
     now = fc.latest_timestamp()
+    cfg = lambda **kw: r.create_task(A.server.address, c, 1, ETH, **dict(TEST_TASK, **kw))  # noqa: E731
+    week = 7 * 86400
     calls = {
+        "d0": (lambda: cfg(difficulty=0), "FedCoinBadDifficulty", (0, False)),
+        "d_abs_big": (lambda: cfg(difficulty=2**120 + 1), "FedCoinBadDifficulty", (2**120 + 1, False)),
+        "d_rel_big": (lambda: cfg(difficulty=5 * 10**17 + 1, relative=True), "FedCoinBadDifficulty", (5 * 10**17 + 1, True)),
+        "p": (lambda: cfg(p=3), "FedCoinBadP", (3,)),
+        "reg_short": (lambda: cfg(registration_window=19), "FedCoinBadWindow", (0, 19)),
+        "commit_long": (lambda: cfg(commit_window=week + 1), "FedCoinBadWindow", (1, week + 1)),
+        "reveal_short": (lambda: cfg(reveal_window=0), "FedCoinBadWindow", (2, 0)),
+        "claim_short": (lambda: cfg(claim_window=86399), "FedCoinBadWindow", (3, 86399)),
+        "claim_long": (lambda: cfg(claim_window=365 * 86400 + 1), "FedCoinBadWindow", (3, 365 * 86400 + 1)),
         "zero_budget": (lambda: r.create_task(A.server.address, c, 1, 0), "FedCoinZeroBudget", ()),
         "zero_server": (lambda: r.create_task("0x" + "00" * 20, c, 1, ETH), "FedCoinZeroServer", ()),
         "split": (lambda: r.create_task(A.server.address, c, 1, ETH, split=(7000, 1000, 2001)), "FedCoinBadSplit", (7000, 1000, 2001)),
@@ -131,9 +142,17 @@ def test_accept_twice_and_refund_accepted_rejected(env):
     rejects(fc, [tid], lambda: as_(fc, A.server).accept_task(tid), "FedCoinWrongTaskStatus", (tid, 2))
     advance(w3, 3601)
     rejects(fc, [tid], lambda: as_(fc, A.outsider).refund_unaccepted(tid), "FedCoinWrongTaskStatus", (tid, 2))
-    started = fc.get_task(tid).round_started_at
-    rejects(fc, [tid], lambda: as_(fc, A.outsider).refund_stalled(tid), "FedCoinNotStalled",
-            (tid, 0, started + P.publish_timeout))
+    bound = fc.stalled_after(tid)
+    rejects(fc, [tid], lambda: as_(fc, A.outsider).refund_stalled(tid), "FedCoinNotStalled", (tid, 0, bound))
+
+
+def test_refund_stalled_rejected_while_bonds_are_at_stake(env):
+    w3, fc, _ = env
+    tid, _ = committed(fc, w3)
+    bound = fc.stalled_after(tid)
+    w3.provider.make_request("evm_setNextBlockTimestamp", [bound + 1])
+    w3.provider.make_request("evm_mine", [])
+    rejects(fc, [tid], lambda: as_(fc, A.outsider).refund_stalled(tid), "FedCoinNotStalled", (tid, 0, bound))
 
 
 # ---------------------------------------------------------------- registration
@@ -156,8 +175,11 @@ def test_register_rejections(env):
     c0.register_update(tid, 0, b"\x01" * 32, "l", 1)
     rejects(fc, [tid], lambda: c0.register_update(tid, 0, b"\x03" * 32, "l", 1), "FedCoinAlreadyRegistered",
             (tid, 0, A.clients[0].address))
-    now = fc.latest_timestamp()
-    as_(fc, A.server).publish_shapley_task(tid, 0, b"\x02" * 32, "s", now + 100, now + 200)
+    advance(w3, 101)  # past the registration deadline
+    deadline = fc.get_task(tid).registration_deadline
+    rejects(fc, [tid], lambda: as_(fc, A.clients[1]).register_update(tid, 0, b"\x01" * 32, "l", 1),
+            "FedCoinRegistrationClosed", (tid, 0, deadline))
+    as_(fc, A.server).publish_shapley_task(tid, 0, b"\x02" * 32, "s")
     rejects(fc, [tid], lambda: as_(fc, A.clients[1]).register_update(tid, 0, b"\x01" * 32, "l", 1),
             "FedCoinWrongRoundStatus", (tid, 0, 1))
 
@@ -168,25 +190,27 @@ def test_publish_rejections(env):
     w3, fc, _ = env
     tid = accepted(fc)
     srv = as_(fc, A.server)
-    now = fc.latest_timestamp()
-    rejects(fc, [tid], lambda: srv.publish_shapley_task(tid, 0, b"\x02" * 32, "s", now + 100, now + 200),
-            "FedCoinNoRegistrations", (tid, 0))
+    pub = lambda who=srv, rnd=0, h=b"\x02" * 32, agg=0, ex=(): who.publish_shapley_task(tid, rnd, h, "s", agg, ex)  # noqa: E731
+    rejects(fc, [tid], lambda: pub(), "FedCoinNoRegistrations", (tid, 0))
     as_(fc, A.clients[0]).register_update(tid, 0, b"\x01" * 32, "l", 1)
-    now = fc.latest_timestamp()
-    rejects(fc, [tid], lambda: as_(fc, A.outsider).publish_shapley_task(tid, 0, b"\x02" * 32, "s", now + 100, now + 200),
-            "FedCoinNotServer", (A.outsider.address,))
-    rejects(fc, [tid], lambda: srv.publish_shapley_task(tid, 1, b"\x02" * 32, "s", now + 100, now + 200),
-            "FedCoinWrongRound", (tid, 0, 1))
-    rejects(fc, [tid], lambda: srv.publish_shapley_task(tid, 0, b"\x00" * 32, "s", now + 100, now + 200),
-            "FedCoinEmptyHash", ())
-    rejects(fc, [tid], lambda: srv.publish_shapley_task(tid, 0, b"\x02" * 32, "s", now + 100, now + 200, aggregation=2),
-            "FedCoinBadAggregation", (2,))
-    for cd, rd in [(now, now + 200), (now + 100, now + 100), (now + 31 * 86400, now + 32 * 86400),
-                   (now + 100, now + 100 + 31 * 86400)]:
-        rejects(fc, [tid], lambda: srv.publish_shapley_task(tid, 0, b"\x02" * 32, "s", cd, rd), "FedCoinBadDeadlines", (cd, rd))
-    srv.publish_shapley_task(tid, 0, b"\x02" * 32, "s", now + 100, now + 200)
-    rejects(fc, [tid], lambda: srv.publish_shapley_task(tid, 0, b"\x02" * 32, "s", now + 100, now + 200),
-            "FedCoinWrongRoundStatus", (tid, 0, 1))
+    deadline = fc.get_task(tid).registration_deadline
+    rejects(fc, [tid], lambda: pub(), "FedCoinRegistrationOpen", (tid, 0, deadline))
+    for c in A.clients[1:]:
+        as_(fc, c).register_update(tid, 0, b"\x01" * 32, "l", 1)
+    rejects(fc, [tid], lambda: pub(who=as_(fc, A.outsider)), "FedCoinNotServer", (A.outsider.address,))
+    rejects(fc, [tid], lambda: pub(rnd=1), "FedCoinWrongRound", (tid, 0, 1))
+    rejects(fc, [tid], lambda: pub(h=b"\x00" * 32), "FedCoinEmptyHash", ())
+    rejects(fc, [tid], lambda: pub(agg=2), "FedCoinBadAggregation", (2,))
+    rejects(fc, [tid], lambda: srv._transact("publishShapleyTask", tid, 0, b"\x02" * 32, "s", 0, [2, 1]),
+            "FedCoinBadExclusions", (1,))
+    rejects(fc, [tid], lambda: srv._transact("publishShapleyTask", tid, 0, b"\x02" * 32, "s", 0, [1, 1]),
+            "FedCoinBadExclusions", (1,))
+    rejects(fc, [tid], lambda: pub(ex=[3]), "FedCoinBadExclusions", (0,))
+    rejects(fc, [tid], lambda: pub(ex=[0, 1, 2]), "FedCoinBadExclusions", (2,))
+    pub(ex=[1])
+    r = fc.get_round(tid, 0)
+    assert (r.commit_deadline, r.reveal_deadline) == (r.published_at + 100, r.published_at + 200)
+    rejects(fc, [tid], lambda: pub(), "FedCoinWrongRoundStatus", (tid, 0, 1))
 
 
 # ---------------------------------------------------------------- commit
@@ -196,8 +220,9 @@ def test_commit_rejections(env):
     tid = registered(fc)
     m = as_(fc, A.miners[0])
     rejects(fc, [tid], lambda: m.commit(tid, 0, b"\x09" * 32), "FedCoinWrongRoundStatus", (tid, 0, 0))
-    now = fc.latest_timestamp()
-    as_(fc, A.server).publish_shapley_task(tid, 0, b"\x02" * 32, "s", now + 100, now + 200)
+    as_(fc, A.server).publish_shapley_task(tid, 0, b"\x02" * 32, "s")
+    rejects(fc, [tid], lambda: as_(fc, A.server).commit(tid, 0, b"\x09" * 32), "FedCoinServerCannotMine",
+            (A.server.address,))
     rejects(fc, [tid], lambda: m.commit(tid, 0, b"\x09" * 32, bond=P.min_bond - 1), "FedCoinBadBond", (P.min_bond - 1, P.min_bond))
     rejects(fc, [tid], lambda: m.commit(tid, 0, b"\x00" * 32), "FedCoinEmptyHash", ())
     m.commit(tid, 0, b"\x09" * 32, bond=P.min_bond)  # the exact minimum passes
@@ -208,8 +233,9 @@ def test_commit_rejections(env):
     rejects(fc, [tid], lambda: as_(fc, A.miners[1]).commit(tid, 0, b"\x09" * 32), "FedCoinCommitWindowClosed", (tid, 0, deadline))
 
 
-def test_commit_cap_rejects_the_extra_commitment(env):
-    """K = 3 registered -> cap = min(64, 8192 // 3) = 64 commitments per attempt."""
+def test_commit_cap_rejects_a_65th_commitment_that_cannot_displace(env):
+    """K = 3 registered -> cap = min(64, 8192 // 3) = 64 commitments per attempt; a 65th needs
+    at least the smallest held bond + minBond."""
     from eth_account import Account
 
     w3, fc, _ = env
@@ -224,7 +250,10 @@ def test_commit_cap_rejects_the_extra_commitment(env):
     assert fc.get_round(tid, 0).commit_count == 64
     ADDRS.append(miners[64].address)
     try:
-        rejects(fc, [tid], lambda: as_(fc, miners[64]).commit(tid, 0, b"\x09" * 32), "FedCoinRoundFull", (tid, 0, 64))
+        rejects(fc, [tid], lambda: as_(fc, miners[64]).commit(tid, 0, b"\x09" * 32), "FedCoinRoundFull",
+                (tid, 0, 64, 2 * P.min_bond))
+        rejects(fc, [tid], lambda: as_(fc, miners[64]).commit(tid, 0, b"\x09" * 32, bond=2 * P.min_bond - 1),
+                "FedCoinRoundFull", (tid, 0, 64, 2 * P.min_bond))
     finally:
         ADDRS.pop()
 
@@ -242,7 +271,9 @@ def test_reveal_rejections(env):
     rejects(fc, [tid], lambda: as_(fc, A.outsider).reveal(tid, 0, S[0], 10, salts[0]), "FedCoinNoCommitment",
             (tid, 0, A.outsider.address))
     rejects(fc, [tid], lambda: m0.reveal(tid, 0, S[0][:2], 10, salts[0]), "FedCoinWrongVectorLength", (2, 3))
-    rejects(fc, [tid], lambda: m0.reveal(tid, 0, S[0], 0, salts[0]), "FedCoinZeroIterations", ())
+    rejects(fc, [tid], lambda: m0.reveal(tid, 0, S[0], 0, salts[0]), "FedCoinBadIterations", (0, P.max_iterations))
+    rejects(fc, [tid], lambda: m0.reveal(tid, 0, S[0], P.max_iterations + 1, salts[0]), "FedCoinBadIterations",
+            (P.max_iterations + 1, P.max_iterations))
     big = [fp.MAX_ABS + 1, 0, 0]
     rejects(fc, [tid], lambda: m0.reveal(tid, 0, big, 10, salts[0]), "FedCoinValueOutOfRange", (0, fp.MAX_ABS + 1))
     rejects(fc, [tid], lambda: m0.reveal(tid, 0, [0, -fp.MAX_ABS - 1, 0], 10, salts[0]), "FedCoinValueOutOfRange",
@@ -259,6 +290,16 @@ def test_reveal_rejections(env):
     rejects(fc, [tid], lambda: m0.reveal(tid, 0, S[0], 10, salts[0]), "FedCoinAlreadyRevealed", (tid, 0, A.miners[0].address))
     advance(w3, 100)
     rejects(fc, [tid], lambda: as_(fc, A.miners[1]).reveal(tid, 0, S[1], 10, salts[1]), "FedCoinOutsideRevealWindow", win)
+
+
+def test_reveal_rejects_a_value_at_an_excluded_index(env):
+    w3, fc, _ = env
+    tid = published(fc, excluded=[1])
+    m = as_(fc, A.miners[0])
+    bad = vec([0.3, 0.2, 0.1])
+    _, salt = m.commit_vector(tid, 0, bad, 1)
+    advance(w3, 101)
+    rejects(fc, [tid], lambda: m.reveal(tid, 0, bad, 1, salt), "FedCoinExcludedValue", (1, bad[1]))
 
 
 def test_exact_bound_values_reveal(env):
@@ -297,6 +338,14 @@ def test_finalize_rejections(env):
     rejects(fc, [tid], lambda: out.finalize(tid, 0, reveals=bad), "FedCoinRevealsMismatch", (tid, 0))
     bad[1] = Reveal(bad[1].miner, reveals[1].seq, 10**6, reveals[1].values)  # inflate iterations
     rejects(fc, [tid], lambda: out.finalize(tid, 0, reveals=bad), "FedCoinRevealsMismatch", (tid, 0))
+    centre = fc.centre(tid, 0)
+    rejects(fc, [tid], lambda: out.finalize(tid, 0, centre=centre[:2]), "FedCoinWrongVectorLength", (2, 3))
+    # the centre is unique: one wei off in any coordinate, or another miner's value, is rejected
+    for j in range(3):
+        off = list(centre)
+        off[j] += 1
+        rejects(fc, [tid], lambda off=off: out.finalize(tid, 0, centre=off), "FedCoinBadCentre", (j,))
+    rejects(fc, [tid], lambda: out.finalize(tid, 0, centre=list(S[1])), "FedCoinBadCentre", (0,))
     out.finalize(tid, 0)
     rejects(fc, [tid], lambda: out.finalize(tid, 0), "FedCoinWrongTaskStatus", (tid, 3))
 
@@ -325,6 +374,37 @@ def test_claim_rejections(env):
     rejects(fc, [tid], lambda: c0.claim(tid, 0, int.from_bytes(inner, "big"), tree.proof(0)[1:]), "FedCoinInvalidProof", None)
     c0.claim(tid, 0, amount, proof)
     rejects(fc, [tid], lambda: c0.claim(tid, 0, amount, proof), "FedCoinAlreadyClaimed", (tid, 0, A.clients[0].address))
+
+
+def test_claim_to_and_expiry_rejections(env):
+    w3, fc, _ = env
+    tid, amounts = finalized(fc, w3)
+    c1, out = A.clients[1], as_(fc, A.outsider)
+    to = A.outsider.address
+    sig = as_(fc, c1).sign_claim_to(tid, 0, to)
+    rejects(fc, [tid], lambda: out.claim_to(tid, 0, c1.address, "0x" + "00" * 20, sig), "FedCoinZeroRecipient", ())
+    rejects(fc, [tid], lambda: out.claim_to(tid, 0, c1.address, to, sig[:64]), "FedCoinBadSignature", (c1.address,))
+    rejects(fc, [tid], lambda: out.claim_to(tid, 0, A.clients[2].address, to, sig), "FedCoinBadSignature",
+            (A.clients[2].address,))
+    high_s = sig[:32] + (0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+                         - int.from_bytes(sig[32:64], "big")).to_bytes(32, "big") + bytes([55 - sig[64]])
+    rejects(fc, [tid], lambda: out.claim_to(tid, 0, c1.address, to, high_s), "FedCoinBadSignature", (c1.address,))
+    sig_other_round = as_(fc, c1).sign_claim_to(tid, 1, to)
+    rejects(fc, [tid], lambda: out.claim_to(tid, 0, c1.address, to, sig_other_round), "FedCoinBadSignature",
+            (c1.address,))
+    expiry = fc.get_round(tid, 0).finalized_at + TEST_TASK["claim_window"]
+    rejects(fc, [tid], lambda: out.reclaim_expired(tid, 0), "FedCoinClaimNotExpired", (tid, 0, expiry))
+    rejects(fc, [tid], lambda: out.reclaim_expired(tid, 1), "FedCoinWrongRoundStatus", (tid, 1, 0))
+    out.claim_to(tid, 0, c1.address, to, sig)
+    rejects(fc, [tid], lambda: out.claim_to(tid, 0, c1.address, to, sig), "FedCoinAlreadyClaimed", (tid, 0, c1.address))
+    w3.provider.make_request("evm_setNextBlockTimestamp", [expiry + 1])
+    w3.provider.make_request("evm_mine", [])
+    sig0 = as_(fc, A.clients[0]).sign_claim_to(tid, 0, to)
+    rejects(fc, [tid], lambda: out.claim_to(tid, 0, A.clients[0].address, to, sig0), "FedCoinClaimExpired",
+            (tid, 0, expiry))
+    rejects(fc, [tid], lambda: as_(fc, A.clients[0]).claim(tid, 0), "FedCoinClaimExpired", (tid, 0, expiry))
+    out.reclaim_expired(tid, 0)
+    rejects(fc, [tid], lambda: out.reclaim_expired(tid, 0), "FedCoinNothingToReclaim", (tid, 0))
 
 
 def test_withdraw_with_no_credit_rejected(env):

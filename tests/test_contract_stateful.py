@@ -1,7 +1,9 @@
 """Stateful property test: random lifecycle actions by random actors (hypothesis.stateful,
-with evm_snapshot/evm_revert around each run). After every step the contract's balance equals
-everything it owes: escrow + unclaimed client payouts + pull-ledger credits + bonds, and each
-of those sums equals the per-task / per-account figures it aggregates."""
+with evm_snapshot/evm_revert around each run), the robust rules included — displacement of a
+full attempt, slashing, forfeits, claimTo, claim expiry and stalled refunds. After every step the
+contract's balance equals everything it owes: escrow + unclaimed client payouts + pull-ledger
+credits + bonds, and each of those sums equals the per-task / per-round / per-account figures it
+aggregates."""
 
 from __future__ import annotations
 
@@ -9,11 +11,14 @@ import pytest
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
+from eth_account import Account
+
 from fedcoin.chain import ContractRevert, FedCoin
 from conftest import chain_env
-from fedcoin_testkit import default_params, dev_accounts, revert, snapshot, vec, w3_for
+from fedcoin_testkit import TEST_TASK, default_params, dev_accounts, revert, snapshot, vec, w3_for
 
-P = default_params(initial_difficulty=2 * 10**17)
+P = default_params()
+TASK = dict(TEST_TASK, difficulty=2 * 10**17)
 ACC = dev_accounts()
 REQUESTERS, SERVERS, CLIENTS, MINERS = ACC[0:2], ACC[2:4], ACC[4:9], ACC[9:13]
 EVERYONE = REQUESTERS + SERVERS + CLIENTS + MINERS
@@ -31,6 +36,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.tasks: list[int] = []
         self.salts: dict[tuple, tuple] = {}
         self.outcomes: list[str] = []
+        self.extra: list[str] = []  # Sybils and claimTo recipients: their credits count too
         OUTCOMES.append(self.outcomes)
 
     def teardown(self):
@@ -52,7 +58,7 @@ class Lifecycle(RuleBasedStateMachine):
     def create(self, req, srv, rounds, value, n):
         def go():
             self.tasks.append(self.fc.as_account(req).create_task(srv.address, [c.address for c in CLIENTS[:n]],
-                                                                  rounds, value, accept_window=300).task_id)
+                                                                  rounds, value, accept_window=300, **TASK).task_id)
         self._try("create", go)
 
     @rule(data=st.data(), who=st.sampled_from(SERVERS))
@@ -70,8 +76,7 @@ class Lifecycle(RuleBasedStateMachine):
     def publish(self, data, who):
         tid = self._task(data)
         rnd = self.fc.get_task(tid).current_round
-        now = self.fc.latest_timestamp()
-        self._try("publish", lambda: self.fc.as_account(who).publish_shapley_task(tid, rnd, b"\x02" * 32, "s", now + 100, now + 200))
+        self._try("publish", lambda: self.fc.as_account(who).publish_shapley_task(tid, rnd, b"\x02" * 32, "s"))
 
     @rule(data=st.data(), who=st.sampled_from(MINERS), noise=st.integers(-3, 3), iters=st.integers(1, 2000),
           extra=st.integers(0, 10**16))
@@ -110,6 +115,43 @@ class Lifecycle(RuleBasedStateMachine):
             return
         self._try("claim", lambda: self.fc.as_account(who).claim(tid, rnd))
 
+    @rule(data=st.data(), who=st.sampled_from(CLIENTS), to=st.sampled_from(MINERS + REQUESTERS))
+    def claim_to(self, data, who, to):
+        tid = self._task(data)
+        t = self.fc.get_task(tid)
+        rnd = data.draw(st.integers(0, max(t.rounds - 1, 0)))
+        if self.fc.round_finalized(tid, rnd) is None or not self.fc.is_registered(tid, rnd, who.address):
+            return
+        sig = self.fc.as_account(who).sign_claim_to(tid, rnd, to.address)
+        self._try("claim_to", lambda: self.fc.as_account(MINERS[0]).claim_to(tid, rnd, who.address, to.address, sig))
+
+    @rule(data=st.data(), who=st.sampled_from(EVERYONE))
+    def reclaim(self, data, who):
+        tid = self._task(data)
+        rnd = data.draw(st.integers(0, 1))
+        self._try("reclaim", lambda: self.fc.as_account(who).reclaim_expired(tid, rnd))
+
+    @rule(data=st.data())
+    def flood(self, data):
+        """Fill the current attempt with minimum-bond Sybils, then displace the smallest."""
+        self.flood_task(self._task(data))
+
+    def flood_task(self, tid):
+        if tid not in self.tasks:
+            return
+        t = self.fc.get_task(tid)
+        r = self.fc.get_round(tid, t.current_round)
+        if r.status != 1:
+            return
+        need = self.fc.commit_cap(r.registered) - r.commit_count
+        for _ in range(need):
+            s = Account.create()
+            self.extra.append(s.address)
+            self.w3.provider.make_request("anvil_setBalance", [s.address, hex(10**18)])
+            self._try("sybil", lambda s=s: self.fc.as_account(s).commit(tid, t.current_round, b"\x09" * 32))
+        self._try("displace", lambda: self.fc.as_account(MINERS[3]).commit(tid, t.current_round, b"\x07" * 32,
+                                                                          bond=3 * P.min_bond))
+
     @rule(who=st.sampled_from(EVERYONE))
     def withdraw(self, who):
         self._try("withdraw", lambda: self.fc.as_account(who).withdraw())
@@ -121,8 +163,8 @@ class Lifecycle(RuleBasedStateMachine):
         self._try("stalled", lambda: self.fc.as_account(who).refund_stalled(tid))
 
     @rule(data=st.data(), reveal_mask=st.lists(st.booleans(), min_size=3, max_size=3), spread=st.integers(0, 5),
-          finish=st.booleans())
-    def whole_round(self, data, reveal_mask, spread, finish):
+          finish=st.booleans(), flood=st.booleans())
+    def whole_round(self, data, reveal_mask, spread, finish, flood):
         """Drive the current round of a task to its reveal deadline in one step (so random
         runs reach finalize, claims and re-opens often)."""
         if not self.tasks:
@@ -139,12 +181,14 @@ class Lifecycle(RuleBasedStateMachine):
             if not self.fc.is_registered(tid, rnd, c.address):
                 self._try("register", lambda c=c: self.fc.as_account(c).register_update(tid, rnd, b"\x01" * 32, "l", 3))
         self.publish_as(tid, rnd, next(a for a in SERVERS if a.address == t.server))
+        if flood:
+            self.flood_task(tid)
         r = self.fc.get_round(tid, rnd)
         for i, m in enumerate(MINERS[:3]):
-            values = vec([0.1 + 0.05 * spread * i * (j % 2) for j in range(r.registered)])
+            values = vec([0.1 + 0.05 * spread * i * (j % 2) for j in range(r.registered)])  # spread: slashing
 
             def go(m=m, values=values):
-                _, salt = self.fc.as_account(m).commit_vector(tid, rnd, values, 10 + i)
+                _, salt = self.fc.as_account(m).commit_vector(tid, rnd, values, 10 + i, bond=(3 + i) * P.min_bond)
                 self.salts[(tid, rnd, r.attempt, m.address)] = (values, 10 + i, salt)
             self._try("commit", go)
         self.wait(101)
@@ -154,17 +198,25 @@ class Lifecycle(RuleBasedStateMachine):
         self.wait(101)
         if finish:
             self._try("finalize", lambda: self.fc.as_account(REQUESTERS[1]).finalize(tid, rnd))
+            fin = self.fc.round_finalized(tid, rnd)
+            if fin is not None:
+                for c in CLIENTS[: t.client_count]:
+                    if self.fc.is_registered(tid, rnd, c.address) and fin["amounts"][
+                            self.fc.registered_clients(tid, rnd).index(c.address)]:
+                        sig = self.fc.as_account(c).sign_claim_to(tid, rnd, MINERS[3].address)
+                        self._try("claim_to", lambda c=c, sig=sig: self.fc.as_account(SERVERS[1]).claim_to(
+                            tid, rnd, c.address, MINERS[3].address, sig))
+                        break
 
     def publish_as(self, tid, rnd, srv):
-        now = self.fc.latest_timestamp()
-        self._try("publish", lambda: self.fc.as_account(srv).publish_shapley_task(tid, rnd, b"\x02" * 32, "s", now + 100, now + 200))
+        self._try("publish", lambda: self.fc.as_account(srv).publish_shapley_task(tid, rnd, b"\x02" * 32, "s"))
 
     def reveal_as(self, tid, rnd, who):
         key = (tid, rnd, self.fc.get_round(tid, rnd).attempt, who.address)
         values, iters, salt = self.salts.get(key, ([0], 1, b"\x00" * 32))
         self._try("reveal", lambda: self.fc.as_account(who).reveal(tid, rnd, values, iters, salt))
 
-    @rule(seconds=st.sampled_from([30, 101, 301, P.publish_timeout + 1]))
+    @rule(seconds=st.sampled_from([30, 101, 301, 86400 + 1, 5 * 86400]))
     def wait(self, seconds):
         self.w3.provider.make_request("evm_increaseTime", [seconds])
         self.w3.provider.make_request("evm_mine", [])
@@ -178,7 +230,10 @@ class Lifecycle(RuleBasedStateMachine):
         assert totals["totalEscrow"] == sum(t.escrow for t in tasks)
         assert totals["totalUnclaimed"] == sum(t.unclaimed for t in tasks)
         assert totals["totalBonds"] == sum(t.bonds for t in tasks)
-        assert totals["totalCredits"] == sum(fc.credits(a.address) for a in EVERYONE)
+        for i, t in enumerate(tasks, start=1):
+            assert t.unclaimed == sum(fc.get_round(i, r).unclaimed for r in range(t.rounds))
+        assert totals["totalCredits"] == sum(fc.credits(a.address) for a in EVERYONE) + sum(
+            fc.credits(x) for x in set(self.extra))
 
 
 def test_money_is_conserved_under_random_lifecycles(env):
@@ -190,4 +245,44 @@ def test_money_is_conserved_under_random_lifecycles(env):
     )
     seen = {o for run in OUTCOMES for o in run}
     # the random runs reached the deep states, not only rejections
-    assert {"create", "accept", "register", "publish", "commit", "reveal", "finalize"} <= seen, seen
+    want = {"create", "accept", "register", "publish", "commit", "reveal", "finalize"}
+    assert want <= seen, sorted(want - seen)
+
+
+class _Scripted:
+    """Feeds fixed draws to the machine's rules (``data.draw`` returns the next scripted value)."""
+
+    def __init__(self, *values):
+        self.values = list(values)
+
+    def draw(self, _strategy):
+        return self.values.pop(0)
+
+
+def test_money_is_conserved_through_every_new_rule(env):
+    """The same machine and invariant, driven through a fixed path that visits each robust rule:
+    a flooded attempt and a displacement, slashing (spread), a forfeit (no reveal), claimTo,
+    expiry and reclaim, a re-open, and a stalled refund."""
+    w3, fc, _ = env
+    m = Lifecycle(w3, fc)
+    try:
+        steps = [
+            lambda: m.create(REQUESTERS[0], SERVERS[0], 2, 10**18, 3),
+            lambda: m.whole_round(_Scripted(1), [True, True, False], 5, True, True),  # flood, slash, forfeit
+            lambda: m.whole_round(_Scripted(1), [True, True, True], 0, True, False),  # claimTo; task completes
+            lambda: m.wait(86400 + 1),
+            lambda: m.reclaim(_Scripted(1, 0), REQUESTERS[1]),
+            lambda: m.create(REQUESTERS[1], SERVERS[1], 2, 10**17 + 3, 2),
+            lambda: m.whole_round(_Scripted(2), [True, False, False], 5, True, False),  # re-open (or settle)
+            lambda: m.wait(5 * 86400),
+            lambda: m.refund(_Scripted(2), CLIENTS[0]),  # stalled
+            lambda: m.withdraw(MINERS[3]),
+            lambda: m.withdraw(REQUESTERS[0]),
+        ]
+        for step in steps:
+            step()
+            m.balance_equals_what_is_owed()
+        seen = set(m.outcomes)
+        assert {"sybil", "displace", "claim_to", "reclaim", "finalize", "stalled"} <= seen, sorted(seen)
+    finally:
+        m.teardown()

@@ -9,7 +9,7 @@ import {CommitmentHash} from "../lib/CommitmentHash.sol";
 /// @title FedCoinHarness (test only): the libraries' internal functions made callable
 /// @notice Lets tests diff fedcoin/protocol/posap.py, commitment.py and merkle.py against the
 /// Solidity itself (FedCoin's own public helpers expose the rest: roundPrices, commitCap,
-/// stalledAfter, commitmentHash, claimToDigest). Not shipped in fedcoin/artifacts/.
+/// stalledAfter). Not shipped in fedcoin/artifacts/.
 contract FedCoinHarness {
     /// @notice PDistance.checkCentre over `reveals` weighted by `weights`.
     function checkCentre(RevealData[] calldata reveals, uint256[] memory weights, int256[] calldata centre)
@@ -130,6 +130,24 @@ contract FedCoinHarness {
         returns (bytes32)
     {
         return CommitmentHash.revealLink(prev, miner, seq, iterations, vHash);
+    }
+
+    /// @notice CommitmentHash.commitmentHash (commitment.commitment_hash); `address(this)` is the
+    /// harness here, so the Python side hashes with the harness's address.
+    function commitmentHash(
+        uint256 taskId,
+        uint256 round,
+        address miner,
+        int256[] calldata values,
+        uint256 iterations,
+        bytes32 salt
+    ) external view returns (bytes32) {
+        return CommitmentHash.commitmentHash(taskId, round, miner, values, iterations, salt);
+    }
+
+    /// @notice CommitmentHash.claimToDigest (commitment.claim_to_digest), with the harness's address.
+    function claimToDigest(uint256 taskId, uint256 round, address client, address to) external view returns (bytes32) {
+        return CommitmentHash.claimToDigest(taskId, round, client, to);
     }
 
     /// @notice CommitmentHash.recover (the claimTo signature check).

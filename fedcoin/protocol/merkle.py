@@ -13,8 +13,8 @@ Leaves are **double hashed** (``keccak256(bytes.concat(keccak256(abi.encode(...)
 leaf's outer preimage is 32 bytes while an inner node's is 64: an inner node can never pass as
 a leaf (the second-preimage / 64-byte-leaf attack).
 
-* :func:`payout_leaf` mirrors ``FedCoin.payoutLeaf(taskId, round, client, amount)``;
-* :func:`client_leaf` mirrors ``FedCoin.clientLeaf(client)``.
+* :func:`payout_leaf` mirrors ``MerkleTree.payoutLeaf(taskId, round, client, amount)``;
+* :func:`client_leaf` mirrors ``MerkleTree.clientLeaf(client)``.
 
 Examples:
     >>> t = MerkleTree([client_leaf("0x" + "11" * 20), client_leaf("0x" + "22" * 20)])
