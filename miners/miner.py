@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import requests
 
 import jax
@@ -40,7 +41,7 @@ from fedcoin.protocol import fixedpoint
 from fedcoin.chain import ChainError, ContractRevert, FedCoin, RoundStatus, RPCUnavailable, TaskStatus
 from fedcoin.protocol.constants import ZERO_HASH
 from fedcoin.protocol.commitment import commitment_hash, new_salt
-from fedcoin.protocol.posap import P_INF
+from fedcoin.protocol.posap import P_INF, SLASH_MULTIPLE
 from fedcoin.content.store import ContentStore
 from fedcoin.protocol.fixedpoint import FixedPointRangeError
 from miners import shapley
@@ -358,19 +359,40 @@ class Miner:
         D = fixedpoint.decode(info.difficulty)
         p = math.inf if info.p == P_INF else int(info.p)
         cap = self.config.max_perms or self._cap()
-        target = self.config.margin * D
+        relative = bool(getattr(info, "relative", False))
+
+        def target_for(phi) -> float:
+            # a relative D is a fraction of ‖centre‖_p: aim at margin × D × ‖φ̂‖_p of the running estimate
+            if not relative:
+                return self.config.margin * D
+            return self.config.margin * D * float(np.linalg.norm(np.asarray(phi, np.float64), ord=p))
+
+        run_until = shapley.run_until if self.config.ray is None else (lambda _g, **kw: work.game.run_until(**kw))
         deadline = time.time() + (info.commit_deadline - self.now()) - self._safety_s(work)
+        target = self.config.margin * D
+        if relative and work.state is not None:
+            target = target_for(shapley.estimate(work.state, p=p, confidence=self.config.confidence).phi)
+        elif relative:  # no estimate yet (Ray): one short run to learn ‖φ̂‖
+            self._key, sub = jax.random.split(self._key)
+            first = run_until(work.game, key=sub, D=0.0, p=p, confidence=self.config.confidence, deadline=deadline,
+                              max_perms=min(cap, 64), sampler=self.config.sampler, state=work.state)
+            work.state, target = first.state, target_for(first.phi)
         show = _Progress(f"task {task_id} r{round} a{info.attempt}", target, deadline, enabled=self.progress)
 
         def progress(est):
+            show.target = target_for(est.phi) if relative else show.target
             show.update(est)
 
-        self._key, sub = jax.random.split(self._key)
-        run_until = shapley.run_until if self.config.ray is None else (lambda _g, **kw: work.game.run_until(**kw))
-        res = run_until(
-            work.game, key=sub, D=target, p=p, confidence=self.config.confidence,
-            deadline=deadline, max_perms=cap, sampler=self.config.sampler, state=work.state, progress=progress,
-        )
+        for _ in range(64 if relative else 1):
+            self._key, sub = jax.random.split(self._key)
+            res = run_until(
+                work.game, key=sub, D=target, p=p, confidence=self.config.confidence,
+                deadline=deadline, max_perms=cap, sampler=self.config.sampler, state=work.state, progress=progress,
+            )
+            work.state = res.state
+            if not relative or res.reason != "converged" or res.err_p <= target_for(res.phi):
+                break
+            target = target_for(res.phi)  # ‖φ̂‖ moved: re-aim from the running estimate and carry on
         show.close()
         work.state = res.state
         if res.iterations:
@@ -461,7 +483,8 @@ class Miner:
                 return False  # the node's clock has not reached the window yet
             raise
         self.journal.update(e, status=REVEALED, reveal=tx.tx_hash)
-        self._say(f"task {e.task_id} round {e.round}: revealed (bond credited back)")
+        self._say(f"task {e.task_id} round {e.round}: revealed (the bond comes back at finalize if within "
+                  f"{SLASH_MULTIPLE}·D of the centre)")
         return True
 
     def _settled(self, e: Entry) -> None:

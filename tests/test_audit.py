@@ -17,7 +17,7 @@ from fedcoin.protocol.commitment import reveal_accumulator
 from fedcoin.dev.devnet import free_port
 from fedcoin.dev.toolchain import ROOT
 from fedcoin_testkit import ETH, actors, default_params, vec, w3_for
-from round_driver import claim_all, finalize, play_round
+from round_driver import claim_all, finalize, new_task, play_round
 
 P = default_params()
 
@@ -28,17 +28,16 @@ def chain3(anvil):
     w3 = w3_for(anvil)
     a = actors(n_clients=3, n_miners=3)
     fc = FedCoin.deploy(w3, a.requester, P)
-    req = fc.as_account(a.requester)
-    t1 = req.create_task(a.server.address, [c.address for c in a.clients], 2, 2 * ETH + 3).task_id
+    t1 = new_task(fc, a, rounds=2, value=2 * ETH + 3)
     fc.as_account(a.server).accept_task(t1)
     for rnd in range(2):
-        vs = [vec([0.40, 0.30, -0.05 + rnd / 10]), vec([0.42, 0.28, -0.04]), vec([0.9, -0.5, 0.7])]
+        vs = [vec([0.40, 0.30, -0.05 + rnd / 1000]), vec([0.42, 0.28, -0.04]), vec([0.9, -0.5, 0.7])]
         play_round(w3, fc, a, t1, rnd, vs, [100, 300, 5], reveal_mask=[True, True, rnd == 0])
         finalize(fc, a, t1, rnd)
         claim_all(fc, a, t1, rnd)
-    t2 = req.create_task(a.server.address, [c.address for c in a.clients], 1, ETH).task_id
+    t2 = new_task(fc, a)
     fc.as_account(a.server).accept_task(t2)
-    play_round(w3, fc, a, t2, 0, [vec([5, 0, 0]), vec([-5, 0, 0])], [1, 1])  # nobody qualifies
+    play_round(w3, fc, a, t2, 0, [vec([5, 0, 0]), vec([0, 5, 0])], [1, 1])  # centre 0: nobody qualifies
     assert "RoundReopened" in [e.name for e in finalize(fc, a, t2, 0).events]
     play_round(w3, fc, a, t2, 0, [vec([0.2, 0.1, 0.3]), vec([0.2, 0.1, 0.31])], [7, 9], register=False)
     finalize(fc, a, t2, 0)
@@ -52,8 +51,9 @@ def test_valid_chain_audits_ok(chain3):
     assert res.ok and res.blocks == 3 and str(res) == "OK 3 blocks"
     assert inputs.blocks[2].attempt == 1  # the re-opened round's winning attempt is the one checked
     assert inputs.blocks[2].record.difficulty == 2 * inputs.blocks[2].published_difficulty
-    assert len(inputs.adjustments) == 3  # one per block: the difficulty history is checked too
-    assert inputs.adjustments[0][2] != inputs.adjustments[0][1]  # D actually moved
+    assert len(inputs.adjustments) == 3  # one per block (each settled by 2 qualifiers), checked per task
+    assert [a[1] for a in inputs.adjustments] == [1, 1, 2]
+    assert inputs.adjustments[0][4] != inputs.adjustments[0][3]  # D actually moved
 
 
 def _block(inputs, h, **changes):
@@ -87,33 +87,40 @@ def _tamper_finalized(inputs, h, key, fn):
 
 def _tamper_adjustment(inputs, n, field, fn):
     adj = list(inputs.adjustments)
-    pos, old, new, elapsed = adj[n]
+    pos, tid, rnd, old, new, elapsed = adj[n]
     vals = {"old": old, "new": new, "elapsed": elapsed}
     vals[field] = fn(vals[field])
-    adj[n] = (pos, vals["old"], vals["new"], vals["elapsed"])
+    adj[n] = (pos, tid, rnd, vals["old"], vals["new"], vals["elapsed"])
     return dataclasses.replace(inputs, adjustments=tuple(adj))
+
+
+def _tamper_judged(inputs, h):
+    b = inputs.blocks[h]
+    j0 = dict(b.judged[0], reward=b.judged[0]["reward"] + 1)
+    return _block(inputs, h, judged=(j0,) + b.judged[1:])
 
 
 TAMPERINGS = {
     "revealed vector": (lambda i: _tamper_vector(i, 1, fix_acc=False), 1, "reveals"),
-    "revealed vector with forged accumulator": (lambda i: _tamper_vector(i, 1, fix_acc=True), 1, "mean"),
+    "revealed vector with forged accumulator": (lambda i: _tamper_vector(i, 1, fix_acc=True), 1, "centre"),
     "dropped reveal": (lambda i: _block(i, 2, reveals=i.blocks[2].reveals[:1]), 2, "reveals"),
     "prev hash (record and event)": (lambda i: _tamper_record(i, 1, prev_hash=b"\x11" * 32), 1, "prev_hash"),
     "record hash": (lambda i: _tamper_record(i, 0, record_hash=b"\x22" * 32), 0, "record_hash"),
-    "event differs from view": (lambda i: _block(i, 2, events=(dict(i.blocks[2].events[0], meanHash=b"\x33" * 32),)),
-                                2, "event.meanHash"),
+    "event differs from view": (lambda i: _block(i, 2, events=(dict(i.blocks[2].events[0], centreHash=b"\x33" * 32),)),
+                                2, "event.centreHash"),
     "missing event": (lambda i: _block(i, 0, events=()), 0, "event"),
     "client amounts": (lambda i: _tamper_finalized(i, 0, "amounts", lambda x: [x[0] - 1, x[1] + 1, *x[2:]]), 0, "amounts"),
     "registration order": (lambda i: _block(i, 1, clients=tuple(reversed(i.blocks[1].clients))), 1, "clients"),
-    "iteration cap": (lambda i: dataclasses.replace(i, max_iterations=1), 0, "mean"),
+    "bond (weight of the centre)": (lambda i: _block(i, 0, bonds=(1,) + i.blocks[0].bonds[1:]), 0, "reveals.bonds"),
+    "verdict reward": (lambda i: _tamper_judged(i, 0), 0, "verdicts"),
     "difficulty": (lambda i: _block(i, 2, published_difficulty=i.blocks[2].published_difficulty * 4), 2, "difficulty"),
     "prices": (lambda i: _block(i, 1, budget=i.blocks[1].budget + 10**6), 1, "prices"),
     "difficulty adjustment result": (lambda i: _tamper_adjustment(i, 1, "new", lambda d: d + 1), 1,
                                      "difficulty_adjustment.new"),
     "difficulty adjustment chain": (lambda i: _tamper_adjustment(i, 1, "old", lambda d: d * 2), 1,
                                     "difficulty_adjustment.old"),
-    "block time behind an adjustment": (lambda i: _block(i, 0, elapsed=i.blocks[0].elapsed + 1), 0,
-                                        "difficulty_adjustment.elapsed"),
+    "block time behind an adjustment": (lambda i: _block(i, 0, commit_times=tuple(t + 1 for t in i.blocks[0].commit_times)),
+                                        0, "difficulty_adjustment.elapsed"),
     "published before the previous adjustment": (lambda i: _block(i, 1, published_at=(0, 0)), 1,
                                                  "published_difficulty"),
     "missing adjustment": (lambda i: dataclasses.replace(i, adjustments=i.adjustments[:2]), 2,
@@ -140,7 +147,7 @@ def test_winner_is_recomputed_not_trusted(chain3):
     forged = _tamper_record(inputs, 0, winner=other)
     rec = forged.blocks[0].record
     from fedcoin.protocol import posap
-    rh = posap.record_hash(0, rec.task_id, rec.round, rec.winner, rec.mean_hash, rec.winner_hash, rec.prev_hash,
+    rh = posap.record_hash(0, rec.task_id, rec.round, rec.winner, rec.centre_hash, rec.winner_hash, rec.prev_hash,
                            rec.difficulty, rec.payouts_root)
     forged = _tamper_record(forged, 0, record_hash=rh)
     res = check_chain(forged)

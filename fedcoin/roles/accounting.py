@@ -4,18 +4,18 @@ The budget V of a task ends in exactly one of five places (``contracts/FedCoin.s
 
 ========== ===============================================================================
 clients    TrainPrice allocated to clients through each finalized round's payout root
-           (``RoundFinalized.amounts``), split into *claimed* (``Claimed`` events) and
-           *unclaimed* (``getTask().unclaimed``, still claimable with a Merkle proof).
-server     ComPrice credited to the server (``Credited`` reason ComPrice): every settled
-           round, finalized *or* abandoned.
-miners     SapPrice credited to the winning miners (``Credited`` reason SapPrice) **minus**
-           the forfeited bonds that the contract pays out in the same credit.
-refunded   credited to the requester's pull ledger (``Credited`` reason Refund): rounding
-           dust and TrainPrice without a positive S̄ entry, Train+SapPrice of abandoned
-           rounds, the escrow of refunded tasks — **minus** the forfeited bonds an abandoned
-           round refunds in the same credit. "Refunded" means *withdrawable by the
-           requester*: the pull ledger is per account, not per task, so whether the requester
-           already called ``withdraw`` is not tracked here.
+           (``RoundFinalized.amounts``) minus what expired unclaimed, split into *claimed*
+           (``Claimed`` events: ``claim`` sends, ``claimTo`` credits the named address) and
+           *unclaimed* (``getTask().unclaimed``, still claimable with a Merkle proof until the
+           round's claim window closes).
+server     ComPrice credited to the server (``Credited`` reason ComPrice): only rounds that
+           settled with a consensus (an abandoned round refunds its ComPrice).
+miners     SapPrice credited to the qualifying miners (``Credited`` reason SapPrice).
+refunded   credited to the requester's pull ledger (``Credited`` reasons Refund and Expired):
+           rounding dust of TrainPrice and SapPrice, TrainPrice without a positive centre
+           entry, the whole price of abandoned rounds, the escrow of refunded tasks, payouts
+           unclaimed past the claim window. "Refunded" means *withdrawable by the requester*:
+           whether it already called ``withdraw`` is not tracked here.
 escrowed   ``getTask().escrow``: budget of rounds not settled yet (0 once the task is
            Completed or Refunded).
 ========== ===============================================================================
@@ -23,15 +23,16 @@ escrowed   ``getTask().escrow``: budget of rounds not settled yet (0 once the ta
 ``unaccounted = V − (clients + server + miners + refunded + escrowed)`` must be 0. V and
 escrowed come from views, the three parties from events, so the identity is a real check.
 
-Miner bonds are not part of V and are reported separately: forfeited bonds go to the round's
-winner (finalized round) or to the requester (abandoned round); bonds still held
-(``getTask().bonds``) belong to attempts not finalized yet.
+Miner bonds are not part of V and are reported separately: returned (``Credited`` reason
+BondReturned: within SLASH_MULTIPLE·D of the centre, no consensus, or displaced), forfeited to the
+requester (reason Forfeited: slashed reveals and commitments never revealed — never to a miner),
+and still held (``getTask().bonds``: attempts not finalized yet).
 
 Cross-checks (each disagreement lands in :attr:`Accounting.mismatches`; none is expected):
-server == Σ ComPrice of settled rounds (``roundPrices`` view); miners == Σ SapPrice of
-finalized rounds; clients − claimed == ``unclaimed`` view; escrowed == V − Σ allocated prices
-− refunded-at-task-end; forfeited bonds from ``Committed``/``Revealed`` events == what the
-``Credited``/``RoundAbandoned`` events paid beyond the prices.
+server == Σ ComPrice of finalized rounds (``roundPrices`` view); miners == Σ ``Judged.reward``;
+clients − claimed == ``unclaimed`` view; abandoned refunds == Σ price of abandoned rounds;
+escrowed == V − Σ settled round prices − refunded-at-task-end; bonds held == Σ committed −
+returned − forfeited.
 
 The last line the demo prints is :func:`format_line`::
 
@@ -59,14 +60,15 @@ class Accounting:
         status: task status name (``Created``, ``Accepted``, ``Completed``, ``Refunded``).
         rounds: R; finalized / abandoned: how many rounds settled each way.
         V: the deposited budget (``getTask().budget``).
-        clients: TrainPrice allocated to clients by payout roots (= claimed + unclaimed).
+        clients: TrainPrice allocated to clients by payout roots, less what expired (= claimed + unclaimed).
         clients_claimed, clients_unclaimed: of which claimed / still claimable.
         server: ComPrice credited to the server.
-        miners: SapPrice credited to winning miners (forfeited bonds excluded).
-        refunded: credited to the requester (forfeited bonds excluded).
+        miners: SapPrice credited to qualifying miners.
+        refunded: credited to the requester (Refund and Expired; forfeited bonds excluded).
         escrowed: budget of unsettled rounds (``getTask().escrow``).
-        bonds_forfeited_to_miners: forfeited bonds paid to winners (not part of V).
-        bonds_forfeited_to_requester: forfeited bonds refunded with abandoned rounds (not part of V).
+        clients_expired: payouts that expired unclaimed (included in ``refunded``).
+        bonds_returned: bonds credited back to miners (not part of V).
+        bonds_forfeited: slashed and unrevealed bonds, credited to the requester (not part of V).
         bonds_held: bonds the task still holds (``getTask().bonds``; not part of V).
         mismatches: view/event cross-checks that disagreed (empty when all agree).
     """
@@ -84,8 +86,9 @@ class Accounting:
     miners: int
     refunded: int
     escrowed: int
-    bonds_forfeited_to_miners: int = 0
-    bonds_forfeited_to_requester: int = 0
+    clients_expired: int = 0
+    bonds_returned: int = 0
+    bonds_forfeited: int = 0
     bonds_held: int = 0
     mismatches: tuple[str, ...] = ()
 
@@ -111,25 +114,17 @@ class PayoutRow:
 
     Attributes:
         round: the round; client: its address; index: position in the round's vectors.
-        mean: S̄_k as float; mean_fp: S̄_k fixed point (18 decimals); amount: wei allocated;
-        claimed: whether it was claimed (``Claimed`` event).
+        centre: c_k (the consensus centre) as float; centre_fp: c_k fixed point (18 decimals);
+        amount: wei allocated; claimed: whether it was claimed (``Claimed`` event).
     """
 
     round: int
     client: str
     index: int
-    mean: float
-    mean_fp: int
+    centre: float
+    centre_fp: int
     amount: int
     claimed: bool
-
-
-def _forfeited_bonds(fc: FedCoin, task_id: int, rnd: int, status: int, attempt: int, upto: int) -> int:
-    """Bonds of commitments never revealed in the round's ended attempts (from events)."""
-    revealed = {(e.args["attempt"], e.args["miner"]) for e in fc.revealed_events(task_id, rnd, to_block=upto)}
-    ended = lambda a: a < attempt or status in (RoundStatus.FINALIZED, RoundStatus.ABANDONED)  # noqa: E731
-    return sum(e.args["bond"] for e in fc.committed_events(task_id, rnd, to_block=upto)
-               if ended(e.args["attempt"]) and (e.args["attempt"], e.args["miner"]) not in revealed)
 
 
 def task_accounting(fc: FedCoin, task_id: int, *, attempts: int = 10) -> Accounting:
@@ -161,44 +156,43 @@ def _read_accounting(fc: FedCoin, task_id: int, upto: int) -> Accounting:
     prices = [fc.round_prices(task_id, r) for r in range(t.rounds)]
     fin = [r for r, ri in enumerate(rounds) if ri.status == RoundStatus.FINALIZED]
     ab = [r for r, ri in enumerate(rounds) if ri.status == RoundStatus.ABANDONED]
-    forfeited = {r: _forfeited_bonds(fc, task_id, r, ri.status, ri.attempt, upto) for r, ri in enumerate(rounds)}
-    forfeit_miners = sum(forfeited[r] for r in fin)
-    forfeit_requester = sum(forfeited[r] for r in ab)
 
     # ---- events: what each party was credited / allocated
-    credited = {CreditReason.BOND_RETURNED: 0, CreditReason.COM_PRICE: 0, CreditReason.SAP_PRICE: 0, CreditReason.REFUND: 0}
+    credited = {reason: 0 for reason in CreditReason}
     for e in fc.credited_events(task_id=task_id, to_block=upto):
-        credited[int(e.args["reason"])] += e.args["amount"]
+        credited[CreditReason(int(e.args["reason"]))] += e.args["amount"]
     finalized_evs = fc.finalized_events(task_id, to_block=upto)
-    clients = sum(sum(e.args["amounts"]) for e in finalized_evs)
+    expired = sum(e.args["amount"] for e in fc.expired_events(task_id, to_block=upto))
+    clients = sum(sum(e.args["amounts"]) for e in finalized_evs) - expired
     claimed = sum(e.args["amount"] for e in fc.claimed_events(task_id, to_block=upto))
     server = credited[CreditReason.COM_PRICE]
-    miners = credited[CreditReason.SAP_PRICE] - forfeit_miners
-    refunded = credited[CreditReason.REFUND] - forfeit_requester
+    miners = credited[CreditReason.SAP_PRICE]
+    refunded = credited[CreditReason.REFUND] + credited[CreditReason.EXPIRED]
 
     # ---- cross-checks
     def check(what: str, from_views: int, from_events: int) -> None:
         if from_views != from_events:
             mism.append(f"{what}: views say {from_views}, events say {from_events}")
 
-    check("server (Σ ComPrice of settled rounds)", sum(prices[r][1] for r in fin + ab), server)
-    check("miners (Σ SapPrice of finalized rounds)", sum(prices[r][2] for r in fin), miners)
+    check("server (Σ ComPrice of finalized rounds)", sum(prices[r][1] for r in fin), server)
+    check("miners (Σ Judged rewards)", sum(e.args["reward"] for e in fc.judged_events(task_id, to_block=upto)), miners)
+    check("expired payouts (PayoutsExpired vs Expired credits)", expired, credited[CreditReason.EXPIRED])
     check("unclaimed client payouts", t.unclaimed, clients - claimed)
     check("finalized rounds", len(fin), len({e.args["round"] for e in finalized_evs}))
     abandoned_evs = fc.abandoned_events(task_id, to_block=upto)
-    check("abandoned-round refunds (Train+SapPrice+forfeited bonds)",
-          sum(prices[r][0] + prices[r][2] + forfeited[r] for r in ab), sum(e.args["refund"] for e in abandoned_evs))
+    check("abandoned-round refunds (Train+Com+SapPrice)", sum(sum(prices[r]) for r in ab),
+          sum(e.args["refund"] for e in abandoned_evs))
     task_refund = sum(e.args["amount"] for e in fc.task_refunded_events(task_id, to_block=upto))
     settled = sum(sum(prices[r]) for r in fin + ab)
     check("escrow (V − settled round prices − refunded escrow)", t.escrow, t.budget - settled - task_refund)
-    check("bonds held", t.bonds, sum(e.args["bond"] for e in fc.committed_events(task_id, to_block=upto))
-          - credited[CreditReason.BOND_RETURNED] - forfeit_miners - forfeit_requester)
+    committed = sum(e.args["bond"] for e in fc.committed_events(task_id, to_block=upto))
+    check("bonds held", t.bonds, committed - credited[CreditReason.BOND_RETURNED] - credited[CreditReason.FORFEITED])
 
     return Accounting(
         task_id=task_id, status=t.status.name.capitalize(), rounds=t.rounds, finalized=len(fin), abandoned=len(ab),
         V=t.budget, clients=clients, clients_claimed=claimed, clients_unclaimed=clients - claimed,
-        server=server, miners=miners, refunded=refunded, escrowed=t.escrow,
-        bonds_forfeited_to_miners=forfeit_miners, bonds_forfeited_to_requester=forfeit_requester,
+        server=server, miners=miners, refunded=refunded, escrowed=t.escrow, clients_expired=expired,
+        bonds_returned=credited[CreditReason.BOND_RETURNED], bonds_forfeited=credited[CreditReason.FORFEITED],
         bonds_held=t.bonds, mismatches=tuple(mism),
     )
 
@@ -232,9 +226,11 @@ def format_report(acc: Accounting) -> str:
         f"  refunded          {acc.refunded:>28} wei  (credited to the requester, withdrawable)",
         f"  escrowed          {acc.escrowed:>28} wei  (rounds not settled yet)",
     ]
-    if acc.bonds_forfeited_to_miners or acc.bonds_forfeited_to_requester or acc.bonds_held:
-        lines.append(f"  bonds (not in V): forfeited to winners {acc.bonds_forfeited_to_miners}, "
-                     f"to the requester {acc.bonds_forfeited_to_requester}, still held {acc.bonds_held}")
+    if acc.clients_expired:
+        lines.append(f"  of the refund, {acc.clients_expired} wei are client payouts that expired unclaimed")
+    if acc.bonds_returned or acc.bonds_forfeited or acc.bonds_held:
+        lines.append(f"  bonds (not in V): returned {acc.bonds_returned}, forfeited to the requester "
+                     f"{acc.bonds_forfeited}, still held {acc.bonds_held}")
     for m in acc.mismatches:
         lines.append(f"  MISMATCH {m}")
     lines.append(format_line(acc))
@@ -242,7 +238,7 @@ def format_report(acc: Accounting) -> str:
 
 
 def payout_table(fc: FedCoin, task_id: int, round: int | None = None) -> list[PayoutRow]:
-    """Per-client S̄_k and amount for each finalized round (or only ``round``), from events.
+    """Per-client centre value c_k and amount for each finalized round (or only ``round``), from events.
 
     Rows are in round order, then registration (= vector) order.
     """
@@ -251,22 +247,22 @@ def payout_table(fc: FedCoin, task_id: int, round: int | None = None) -> list[Pa
     for ev in fc.finalized_events(task_id, round):
         rnd = ev.args["round"]
         clients = fc.registered_clients(task_id, rnd)
-        mean, amounts = list(ev.args["mean"]), list(ev.args["amounts"])
-        if not (len(clients) == len(mean) == len(amounts)):
+        centre, amounts = list(ev.args["centre"]), list(ev.args["amounts"])
+        if not (len(clients) == len(centre) == len(amounts)):
             raise ChainError(f"task {task_id} round {rnd}: {len(clients)} registrations but "
-                             f"{len(mean)} mean entries and {len(amounts)} amounts")
-        for i, (c, m, a) in enumerate(zip(clients, mean, amounts)):
+                             f"{len(centre)} centre entries and {len(amounts)} amounts")
+        for i, (c, m, a) in enumerate(zip(clients, centre, amounts)):
             rows.append(PayoutRow(rnd, c, i, fixedpoint.decode(m), m, a, (rnd, c) in claimed))
     return rows
 
 
 def format_payout_table(rows: Sequence[PayoutRow], labels: Mapping[str, str] | None = None) -> str:
-    """A fixed-width table: round, client, optional label (e.g. the client's type), S̄, amount, claimed."""
+    """A fixed-width table: round, client, optional label (e.g. the client's type), centre c_k, amount, claimed."""
     labels = labels or {}
-    head = f"{'round':>5}  {'client':42}  " + (f"{'type':6}  " if labels else "") + f"{'S̄':>12}  {'amount (wei)':>24}  claimed"
+    head = f"{'round':>5}  {'client':42}  " + (f"{'type':6}  " if labels else "") + f"{'centre':>12}  {'amount (wei)':>24}  claimed"
     out = [head]
     for r in rows:
         lab = f"{labels.get(r.client, ''):6}  " if labels else ""
-        out.append(f"{r.round:>5}  {r.client:42}  {lab}{r.mean:>12.6f}  {r.amount:>24}  {'yes' if r.claimed else 'no'}")
+        out.append(f"{r.round:>5}  {r.client:42}  {lab}{r.centre:>12.6f}  {r.amount:>24}  {'yes' if r.claimed else 'no'}")
     return "\n".join(out)
 

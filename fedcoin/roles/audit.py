@@ -13,17 +13,23 @@ events of the winning attempt, ``RoundFinalized`` and the task's prices, then ch
 ``clients``        registrations (``UpdateRegistered``, by index) hash to the round's
                    registration accumulator
 ``reveals``        the winning attempt's ``Revealed`` vectors hash to its reveal accumulator
-                   (no reveal missing, added or altered)
-``mean``           the iteration-weighted mean S̄ (:func:`fedcoin.protocol.posap.weighted_mean`, iterations
-                   capped at ``maxIterations``) equals ``RoundFinalized.mean``
-``mean_hash``      vectorHash(S̄) equals the record's meanHash
-``winner``         the earliest-committing qualifier (‖S − S̄‖_p ≤ D) is the record's winner
+                   (no reveal missing, added or altered); each reveal's bond (``Committed``)
+                   equals its ``getCommitment`` view
+``centre``         the stake-weighted lower median (:func:`fedcoin.protocol.posap.weighted_lower_median`,
+                   weights = bonds) equals ``RoundFinalized.centre``
+``centre_hash``    vectorHash(centre) equals the record's centreHash
+``verdicts``       each reveal's distance, verdict and SapPrice share
+                   (:func:`fedcoin.protocol.posap.settle`) equal its ``Judged`` event
+``winner``         the representative (largest qualifying bond, ties: lowest seq) is the record's winner
 ``winner_hash``    vectorHash(winner's S) equals the record's winnerHash
 ``prices``         :func:`fedcoin.protocol.posap.round_prices` from the task's V, R and split equals
                    the ``roundPrices`` view
 ``amounts``        :func:`fedcoin.protocol.posap.client_payouts` equals ``RoundFinalized.amounts``
 ``payouts_root``   the payout Merkle root (:mod:`fedcoin.protocol.merkle`) equals the record's (and the
                    event's) payoutsRoot
+``published_difficulty`` / ``difficulty_adjustment``  the task's D history: its first D
+                   (``TaskConfigured``), one adjustment per round settled by ≥ 2 qualifying
+                   stakes (elapsed = latest qualifying commit − publication), none otherwise
 =================  =========================================================================
 
 and at the end ``head`` (``lastRecordHash`` is the last record's hash). It prints
@@ -35,7 +41,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from fedcoin.protocol import posap
@@ -53,16 +59,19 @@ class BlockEvidence:
         events: ``PoSapBlock`` events for this height (args dicts; exactly one expected).
         finalized: ``RoundFinalized`` args for the record's round (None if absent).
         clients: registered clients in registration order.
-        reveals: the winning attempt's reveals, reveal order.
+        reveals: the winning attempt's reveals, reveal order, each with its bond (``Committed``).
+        bonds: each reveal's bond from the ``getCommitment`` view.
+        judged: the round's ``Judged`` events (args), reveal order.
         attempt: the winning attempt.
         registration_acc, reveal_acc: the round's rolling hashes (``getRound``).
         round_difficulty: ``getRound().difficulty``; published_difficulty: D in
-            ``ShapleyTaskPublished``; p: the round's distance.
+            ``ShapleyTaskPublished``; p, relative: the round's distance and D mode.
         budget, rounds, split: the task's V, R and (train, com, sap) bps.
         prices: ``roundPrices`` view.
-        elapsed: the winner's commit time minus the round's publication time (views): what the
-            difficulty adjustment after this block must have used.
+        commit_times: each reveal's commit time (views): the adjustment's elapsed is the latest
+            qualifying one minus ``published_time``.
         published_at: (block number, log index) of the round's ``ShapleyTaskPublished``.
+        published_time: the round's publication time (``getRound().publishedAt``).
     """
 
     height: int
@@ -81,29 +90,31 @@ class BlockEvidence:
     rounds: int
     split: tuple[int, int, int]
     prices: tuple[int, int, int]
-    elapsed: int | None = None
+    relative: bool = False
+    bonds: tuple[int, ...] = ()
+    judged: tuple[dict, ...] = ()
+    commit_times: tuple[int, ...] = ()
     published_at: tuple[int, int] | None = None
+    published_time: int = 0
 
 
 @dataclass(frozen=True)
 class AuditInputs:
-    """The whole record chain's evidence plus the contract's head, iteration cap and difficulty history.
+    """The whole record chain's evidence plus the contract's head and each task's difficulty history.
 
     Attributes:
         adjustments: every ``DifficultyAdjusted`` event in chain order as
-            ``((block, log index), old, new, elapsed)``; the contract emits exactly one per block,
-            in the transaction that appends it, so adjustment i belongs to block i.
+            ``((block, log index), taskId, round, old, new, elapsed)``.
+        first_difficulty: each task's first D (``TaskConfigured``), by task id.
         target_block_time: the contract's difficulty target (seconds).
-        difficulty: the current global D (the first D when nothing was ever adjusted).
     """
 
     blocks: tuple[BlockEvidence, ...]
     block_count: int
     last_record_hash: bytes
-    max_iterations: int
-    adjustments: tuple[tuple[tuple[int, int], int, int, int], ...] = ()
+    adjustments: tuple[tuple[tuple[int, int], int, int, int, int, int], ...] = ()
+    first_difficulty: dict = field(default_factory=dict)
     target_block_time: int = 1
-    difficulty: int = 0
 
 
 @dataclass(frozen=True)
@@ -174,23 +185,28 @@ def collect(fc) -> AuditInputs:
         ri = fc.get_round(tid, rnd)
         fin = fc.finalized_events(tid, rnd)
         pub = fc.published_events(tid, rnd)
-        committed = fc.get_commitment(tid, rnd, ri.attempt, rec.winner).committed_at
+        reveals = tuple(fc.reveals(tid, rnd, attempt=ri.attempt))
+        views = [fc.get_commitment(tid, rnd, ri.attempt, r.miner) for r in reveals]
         blocks.append(BlockEvidence(
             height=h, record=rec, events=tuple(by_height.get(h, ())),
             finalized=dict(fin[-1].args) if fin else None,
             clients=tuple(fc.registered_clients(tid, rnd)),
-            reveals=tuple(fc.reveals(tid, rnd, attempt=ri.attempt)), attempt=ri.attempt,
+            reveals=reveals, attempt=ri.attempt,
             registration_acc=ri.registration_acc, reveal_acc=ri.reveal_acc,
             round_difficulty=ri.difficulty, published_difficulty=pub[-1].args["difficulty"] if pub else None,
-            p=ri.p, budget=t.budget, rounds=t.rounds, split=(t.train_bps, t.com_bps, t.sap_bps),
-            prices=tuple(fc.round_prices(tid, rnd)),
-            elapsed=committed - ri.published_at,
-            published_at=(pub[0].block_number, pub[0].log_index) if pub else None,
+            p=ri.p, relative=ri.relative, budget=t.budget, rounds=t.rounds, split=(t.train_bps, t.com_bps, t.sap_bps),
+            prices=tuple(fc.round_prices(tid, rnd)), bonds=tuple(v.bond for v in views),
+            judged=tuple(dict(e.args) for e in fc.judged_events(tid, rnd)),
+            commit_times=tuple(v.committed_at for v in views),
+            published_at=(pub[0].block_number, pub[0].log_index) if pub else None, published_time=ri.published_at,
         ))
-    adjustments = tuple(((e.block_number, e.log_index), e.args["oldDifficulty"], e.args["newDifficulty"],
-                         e.args["elapsed"]) for e in fc.difficulty_events())[:count]
-    return AuditInputs(tuple(blocks), count, head, fc.max_iterations(), adjustments, fc.target_block_time(),
-                       fc.difficulty())
+    adjustments = tuple(((e.block_number, e.log_index), e.args["taskId"], e.args["round"], e.args["oldDifficulty"],
+                         e.args["newDifficulty"], e.args["elapsed"]) for e in fc.difficulty_events())
+    first = {}
+    for tid in tasks:
+        cfg = fc.task_configured_events(tid)
+        first[tid] = cfg[0].args["difficulty"] if cfg else None
+    return AuditInputs(tuple(blocks), count, head, adjustments, first, fc.target_block_time())
 
 
 # ----------------------------------------------------------------------------- checking
@@ -207,71 +223,82 @@ def _expect(check: str, expected: Any, found: Any) -> None:
         raise _Broken(check, expected, found)
 
 
-_RECORD_FIELDS = (("taskId", "task_id"), ("round", "round"), ("winner", "winner"), ("meanHash", "mean_hash"),
+_RECORD_FIELDS = (("taskId", "task_id"), ("round", "round"), ("winner", "winner"), ("centreHash", "centre_hash"),
                   ("winnerHash", "winner_hash"), ("prevHash", "prev_hash"), ("difficulty", "difficulty"),
                   ("payoutsRoot", "payouts_root"), ("recordHash", "record_hash"))
 
 
-def check_block(b: BlockEvidence, prev_hash: bytes, cap: int) -> None:
-    """Run every check on one block; raise ``_Broken`` at the first failure."""
+def check_block(b: BlockEvidence, prev_hash: bytes) -> posap.Settlement:
+    """Run every check on one block; raise ``_Broken`` at the first failure. Returns the
+    re-derived settlement (for the difficulty check)."""
     rec = b.record
     _expect("event", 1, len(b.events))
     ev = b.events[0]
     for ev_name, rec_name in _RECORD_FIELDS:
         _expect(f"event.{ev_name}", getattr(rec, rec_name), ev[ev_name])
     _expect("prev_hash", prev_hash, rec.prev_hash)
-    _expect("record_hash", posap.record_hash(b.height, rec.task_id, rec.round, rec.winner, rec.mean_hash,
+    _expect("record_hash", posap.record_hash(b.height, rec.task_id, rec.round, rec.winner, rec.centre_hash,
                                              rec.winner_hash, rec.prev_hash, rec.difficulty, rec.payouts_root),
             rec.record_hash)
     d = b.published_difficulty
     if d is not None:
         for _ in range(b.attempt):
-            d = posap.relaxed_difficulty(d)
+            d = posap.relaxed_difficulty(d, b.relative)
     _expect("difficulty", d, rec.difficulty)
     _expect("difficulty", b.round_difficulty, rec.difficulty)
     _expect("clients", b.registration_acc, registration_accumulator(b.clients))
     _expect("reveals", b.reveal_acc, reveal_accumulator((r.miner, r.seq, r.iterations, r.values) for r in b.reveals))
+    _expect("reveals.bonds", list(b.bonds), [r.bond for r in b.reveals])
     if b.finalized is None:
         raise _Broken("finalized", "a RoundFinalized event", None)
     for r in b.reveals:
         _expect("reveals.length", len(b.clients), len(r.values))
-    mean = posap.weighted_mean([r.values for r in b.reveals], [r.iterations for r in b.reveals], cap, k=len(b.clients))
-    _expect("mean", mean, list(b.finalized["mean"]))
-    _expect("mean_hash", vector_hash(mean), rec.mean_hash)
-    idx = posap.select_winner(b.reveals, mean, rec.difficulty, b.p) if b.reveals else None
-    _expect("winner", None if idx is None else b.reveals[idx].miner, rec.winner)
-    _expect("winner_hash", vector_hash(b.reveals[idx].values), rec.winner_hash)
-    _expect("event.RoundFinalized.winner", rec.winner, b.finalized["winner"])
-    _expect("event.RoundFinalized.height", b.height, b.finalized["height"])
     prices = posap.round_prices(b.budget, b.rounds, rec.round, b.split)
     _expect("prices", prices, tuple(b.prices))
-    amounts, _refund = posap.client_payouts(prices[0], mean)
-    _expect("amounts", amounts, list(b.finalized["amounts"]))
-    root = payout_tree(rec.task_id, rec.round, b.clients, amounts).root if any(m > 0 for m in mean) else ZERO_HASH
-    _expect("payouts_root", root, rec.payouts_root)
-    _expect("event.RoundFinalized.payoutsRoot", root, b.finalized["payoutsRoot"])
+    ref = posap.settle(task_id=rec.task_id, round=rec.round, clients=b.clients, reveals=b.reveals,
+                       difficulty=rec.difficulty, p=b.p, relative=b.relative, budget=b.budget, rounds=b.rounds,
+                       split=b.split, bonds=b.bonds)
+    _expect("centre", ref.centre, list(b.finalized["centre"]))
+    _expect("centre_hash", vector_hash(ref.centre), rec.centre_hash)
+    _expect("verdicts", [(r.miner, dist, code, reward) for r, dist, code, reward in
+                         zip(b.reveals, ref.dists, ref.codes, ref.rewards or [0] * len(b.reveals))],
+            [(j["miner"], j["distance"], int(j["verdict"]), j["reward"]) for j in b.judged])
+    _expect("winner", ref.winner, rec.winner)
+    _expect("winner_hash", ref.winner_hash, rec.winner_hash)
+    _expect("event.RoundFinalized.winner", rec.winner, b.finalized["winner"])
+    _expect("event.RoundFinalized.height", b.height, b.finalized["height"])
+    _expect("amounts", ref.amounts, list(b.finalized["amounts"]))
+    _expect("payouts_root", ref.payouts_root, rec.payouts_root)
+    _expect("event.RoundFinalized.payoutsRoot", ref.payouts_root, b.finalized["payoutsRoot"])
+    return ref
 
 
-def check_difficulty(inputs: AuditInputs, n: int) -> None:
-    """Block ``n``'s difficulty history: D at publication, and the adjustment after the block.
-
-    Global D changes only in the adjustment that follows each block, so the D in force at any
-    moment is the ``new`` of the last adjustment before it (before the first: its ``old``).
-    """
-    b, adj = inputs.blocks[n], inputs.adjustments
-    first = adj[0][1] if adj else inputs.difficulty
-    if b.published_at is not None:
-        in_force = first
-        for pos, _old, new, _el in adj:
+def check_difficulty(inputs: AuditInputs, n: int, ref: posap.Settlement) -> None:
+    """Block ``n``'s difficulty history, per task: the D in force at publication is the task's
+    first D (``TaskConfigured``) moved by that task's earlier adjustments only; a round settled
+    by at least two qualifying stakes adjusts it once (elapsed = latest qualifying commit −
+    publication, :func:`fedcoin.protocol.posap.next_difficulty`), any other round not at all."""
+    b = inputs.blocks[n]
+    tid, rnd = b.record.task_id, b.record.round
+    mine = [a for a in inputs.adjustments if a[1] == tid]
+    if b.published_at is not None and inputs.first_difficulty.get(tid) is not None:
+        in_force = inputs.first_difficulty[tid]
+        for pos, _t, _r, _old, new, _el in mine:
             if pos < b.published_at:
                 in_force = new
         _expect("published_difficulty", in_force, b.published_difficulty)
-    if n >= len(adj):
-        raise _Broken("difficulty_adjustment", "a DifficultyAdjusted event", None)
-    _pos, old, new, elapsed = adj[n]
-    _expect("difficulty_adjustment.old", adj[n - 1][2] if n else first, old)
-    _expect("difficulty_adjustment.elapsed", b.elapsed, elapsed)
-    _expect("difficulty_adjustment.new", posap.next_difficulty(old, elapsed, inputs.target_block_time), new)
+    here = [a for a in mine if a[2] == rnd]
+    if ref.qualified < 2:
+        _expect("difficulty_adjustment", [], here)
+        return
+    if len(here) != 1:
+        raise _Broken("difficulty_adjustment", "one DifficultyAdjusted event for the round", len(here))
+    pos, _t, _r, old, new, elapsed = here[0]
+    before = [a for a in mine if a[0] < pos]
+    _expect("difficulty_adjustment.old", before[-1][4] if before else inputs.first_difficulty.get(tid), old)
+    last = max(t for t, c in zip(b.commit_times, ref.codes) if c == posap.QUALIFIED)
+    _expect("difficulty_adjustment.elapsed", last - b.published_time, elapsed)
+    _expect("difficulty_adjustment.new", posap.next_difficulty(old, elapsed, inputs.target_block_time, b.relative), new)
 
 
 def check_chain(inputs: AuditInputs) -> AuditResult:
@@ -282,8 +309,8 @@ def check_chain(inputs: AuditInputs) -> AuditResult:
     for n, b in enumerate(inputs.blocks):
         try:
             _expect("height", n, b.height)
-            check_block(b, prev, inputs.max_iterations)
-            check_difficulty(inputs, n)
+            ref = check_block(b, prev)
+            check_difficulty(inputs, n, ref)
         except _Broken as e:
             return AuditResult(n, AuditFailure(b.height, b.record.task_id, b.record.round, e.check, e.expected, e.found))
         prev = b.record.record_hash
