@@ -94,7 +94,7 @@ def test_a_flower_deployment_runs_a_round_to_payouts(tmp_path):
             fund(w3, a.address, 10 * 10**18)
         clients = [accts[f"c{k}"] for k in range(3)]
         task = fc.as_account(accts["requester"]).create_task(  # the task's own windows: short for a test
-            accts["server"].address, [c.address for c in clients], 1, 10**18, registration_window=60,
+            accts["server"].address, [c.address for c in clients], 1, 10**18, registration_window=300,
             commit_window=30, reveal_window=20).task_id
         d = load_digits()
         part = partition(d.train, num_clients=3, samples_per_client=40, num_classes=10, seed=0)
