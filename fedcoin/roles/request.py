@@ -24,6 +24,7 @@ accounting does not balance; 2 bad input or environment (nothing was sent).
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 import time
@@ -35,7 +36,7 @@ from typing import Mapping, Sequence, TextIO
 from eth_utils import is_checksum_address, is_checksum_formatted_address, is_hex_address, to_checksum_address
 
 from fedcoin.chain.keys import KeyLoadError, account_from_args, add_key_arguments
-from fedcoin.chain.types import RoundStatus, TaskStatus
+from fedcoin.chain.types import RoundStatus, TaskConfig, TaskStatus
 from fedcoin.protocol.posap import BPS, DEFAULT_SPLIT
 
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -65,6 +66,8 @@ class RequestSpec:
         server: the FL server (checksummed). clients: listed clients (checksummed, ascending).
         value: V in wei. rounds: R. split: (train, com, sap) basis points summing to 10000.
         accept_window: seconds the server has to accept.
+        task: the task's consensus parameters and windows (D, p, relative, registration / commit /
+            reveal / claim windows; :class:`fedcoin.chain.types.TaskConfig` defaults).
     """
 
     server: str
@@ -73,6 +76,7 @@ class RequestSpec:
     rounds: int
     split: tuple[int, int, int] = DEFAULT_SPLIT
     accept_window: int = 3600
+    task: TaskConfig = TaskConfig()
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -139,9 +143,30 @@ def parse_clients(text: str) -> list[str]:
     return [parse_address(x, "client") for x in items]
 
 
+def suggest_windows(n_clients: int, *, val_rows: int = 1000, hidden: int = 200) -> tuple[int, int, int]:
+    """(registration, commit, reveal) windows in seconds, sized so that a miner on a loaded
+    two-core machine commits in time.
+
+    The commit window covers what a miner does after publication: fetch, verify and decode the
+    K updates and compile (about 30 s + 0.5 s per client measured on the loaded 2-core machine
+    for MNIST and an MLP), then sample to ½·D — about 20·K permutations at 4.6e-10 s per
+    client × validation row × hidden unit (9.1 ms per permutation at K = 100, 1,000 rows, H = 200
+    on a quiet machine), doubled for load — plus 15 s for the commit transaction. The reveal
+    window is one transaction per miner: 60 s. The registration window is the clients' local
+    training and upload: 300 s. Each is at least the contract's 20 s floor.
+    """
+    k = max(1, int(n_clients))
+    per_perm = 4.6e-10 * k * val_rows * hidden * 2.0
+    commit = 30 + 0.5 * k + per_perm * 20 * k + 15
+    return 300, max(60, int(math.ceil(commit / 5.0) * 5)), 60
+
+
 def build_spec(
     *, server: str, clients: str | Sequence[str], value: str | int, rounds: int | str = 1,
     split: str | Sequence[int] = DEFAULT_SPLIT, accept_window: int | str = 3600, requester: str | None = None,
+    difficulty: float | None = None, absolute: bool = False, p: int | None = None,
+    registration_window: int | None = None, commit_window: int | None = None, reveal_window: int | None = None,
+    claim_window: int | None = None, val_rows: int = 1000, hidden: int = 200,
 ) -> RequestSpec:
     """Parse and validate a request (everything the contract would reject, and more).
 
@@ -174,7 +199,27 @@ def build_spec(
         raise RequestError(f"--rounds {r}: must be between 1 and {MAX_ROUNDS}")
     if window <= 0:
         raise RequestError(f"--accept-window {window}: must be a positive number of seconds")
-    return RequestSpec(srv, tuple(sorted(cl, key=lambda a: int(a, 16))), wei, r, parse_split(split), window)
+    reg, com, rev = suggest_windows(len(cl), val_rows=val_rows, hidden=hidden)
+    d = TaskConfig()
+    windows = {"registration_window": registration_window or reg, "commit_window": commit_window or com,
+               "reveal_window": reveal_window or rev, "claim_window": claim_window or d.claim_window}
+    for name, w in windows.items():
+        lo, hi = (86400, 365 * 86400) if name == "claim_window" else (20, 7 * 86400)
+        if not lo <= int(w) <= hi:
+            raise RequestError(f"--{name.replace('_', '-')} {w}: must be between {lo} and {hi} seconds")
+    if p is not None and p not in (1, 2, 255):
+        raise RequestError(f"--p {p}: must be 1, 2 or 255 (infinity)")
+    if difficulty is None:
+        dfix = d.difficulty if not absolute else 10**17
+    else:
+        if not difficulty > 0:
+            raise RequestError(f"--difficulty {difficulty}: must be positive")
+        dfix = int(round(float(difficulty) * 10**18))
+        if not absolute and dfix > 5 * 10**17:
+            raise RequestError(f"--difficulty {difficulty}: a relative D is at most 0.5 (half of ‖centre‖)")
+    task = TaskConfig(difficulty=dfix, p=d.p if p is None else int(p), relative=not absolute,
+                      **{k: int(v) for k, v in windows.items()})
+    return RequestSpec(srv, tuple(sorted(cl, key=lambda a: int(a, 16))), wei, r, parse_split(split), window, task)
 
 
 # ----------------------------------------------------------------------------- chain side
@@ -183,7 +228,7 @@ def build_spec(
 def create_request(fc, spec: RequestSpec):
     """Send ``createTask`` for ``spec`` as ``fc.account``; returns the :class:`fedcoin.chain.TxResult`."""
     return fc.create_task(spec.server, list(spec.clients), spec.rounds, spec.value, split=spec.split,
-                          accept_window=spec.accept_window)
+                          accept_window=spec.accept_window, config=spec.task)
 
 
 def progress_line(fc, task_id: int) -> str:
@@ -270,6 +315,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default=",".join(map(str, DEFAULT_SPLIT)),
                         help="TrainPrice,ComPrice,SapPrice in basis points summing to 10000 (default %(default)s)")
     parser.add_argument("--accept-window", default="3600", help="seconds the server has to accept (default %(default)s)")
+    g = parser.add_argument_group("the task's consensus and windows (chosen once, at creation)")
+    g.add_argument("--difficulty", type=float, default=None,
+                   help="D: relative (default 0.2 = a miner qualifies within 20%% of ‖centre‖_p) or, with --absolute, "
+                        "in Shapley units (default 0.1)")
+    g.add_argument("--absolute", action="store_true", help="D in absolute units instead of relative to ‖centre‖_p")
+    g.add_argument("--p", type=int, choices=(1, 2, 255), default=None, help="the distance's p (255 = infinity; default 2)")
+    g.add_argument("--registration-window", type=int, default=None,
+                   help="seconds clients have to register each round (default 300)")
+    g.add_argument("--commit-window", type=int, default=None,
+                   help="seconds from publication to the commit deadline (default: sized from the number of clients, "
+                        "see suggest_windows: 60 s for 20 clients, 130 s for 100)")
+    g.add_argument("--reveal-window", type=int, default=None, help="seconds from the commit to the reveal deadline (default 60)")
+    g.add_argument("--claim-window", type=int, default=None,
+                   help="seconds after a round settles during which clients may claim (default 30 days)")
     parser.add_argument("--follow", action="store_true", help="wait until the task completes or is refunded, then print the accounting")
     parser.add_argument("--status", action="store_true", help="print the accounting of an existing task (with --task)")
     parser.add_argument("--task", type=int, default=None, help="task id for --status")
@@ -320,7 +379,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(e))
     try:
         spec = build_spec(server=args.server, clients=args.clients, value=args.value, rounds=args.rounds,
-                          split=args.split, accept_window=args.accept_window, requester=account.address)
+                          split=args.split, accept_window=args.accept_window, requester=account.address,
+                          difficulty=args.difficulty, absolute=args.absolute, p=args.p,
+                          registration_window=args.registration_window, commit_window=args.commit_window,
+                          reveal_window=args.reveal_window, claim_window=args.claim_window)
         fc_ro, w3 = _contract(args)
         balance = w3.eth.get_balance(account.address)
         if balance < spec.value:
@@ -338,6 +400,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"task {task_id} created on {fc.address}: V={spec.value} wei, {spec.rounds} round(s), "
           f"split {s[0]}:{s[1]}:{s[2]}, server {spec.server}, {len(spec.clients)} client(s); "
           f"tx {res.tx_hash} (gas {res.gas_used})", flush=True)
+    t = spec.task
+    print(f"task {task_id}: D={t.difficulty / 1e18:g} {'relative to ‖centre‖' if t.relative else 'absolute'}, "
+          f"p={'inf' if t.p == 255 else t.p}; registration window {t.registration_window} s, "
+          f"commit window {t.commit_window} s, reveal window {t.reveal_window} s, claim window "
+          f"{t.claim_window // 86400} days", flush=True)
     if not args.follow:
         return 0
     try:
