@@ -17,11 +17,16 @@ SOLC := $(SOLCX_BINARY_PATH)/solc-v0.8.28
 demo: setup
 	$(PY) -m fedcoin.dev.demo $(ARGS)
 
-## The whole test suite (what CI runs).
-test: setup
+## The whole test suite (what CI runs). The explorer's browser tests need a Chromium.
+test: setup $(CHROMIUM)
 	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLC)
+
+# Debian's Chromium, which Playwright drives (Playwright cannot download its own browser here).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
