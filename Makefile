@@ -10,6 +10,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 SOLC := $(SOLCX_BINARY_PATH)/solc-v0.8.28
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test setup artifacts slither bench-gas bench-shapley clean
 
@@ -24,7 +25,6 @@ test: setup $(CHROMIUM)
 setup: $(VENV)/.installed node_modules/.installed $(SOLC)
 
 # Debian's Chromium, which Playwright drives (Playwright cannot download its own browser here).
-CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
