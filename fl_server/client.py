@@ -262,9 +262,9 @@ class DataOwner:
         clients = self.fc.registered_clients(self.task_id, rnd)
         i = clients.index(self.address)
         amount = int(ev.args["amounts"][i])
-        mean = fixedpoint.decode(int(ev.args["mean"][i])) if "mean" in ev.args else float("nan")
+        centre = fixedpoint.decode(int(ev.args["centre"][i])) if "centre" in ev.args else float("nan")
         claimed = self.fc.is_claimed(self.task_id, rnd, self.address)
-        return [f"finalized, S̄={mean:+.5f}, payout {amount} wei" + (", claimed" if claimed and amount else "")]
+        return [f"finalized, centre={centre:+.5f}, payout {amount} wei" + (", claimed" if claimed and amount else "")]
 
     def run(self, *, poll: float = 2.0, timeout: float | None = None, max_rounds: int | None = None,
             out: TextIO = sys.stderr, on_poll: Callable[[], None] | None = None) -> "ClientSummary":

@@ -29,12 +29,12 @@ def test_brownie_run_deploy_records_a_working_contract(tmp_path, monkeypatch):
 def test_fedcoin_deploy_cli_takes_the_key_from_the_environment(tmp_path):
     env = dict(os.environ, FEDCOIN_HOME=str(tmp_path), FEDCOIN_PRIVATE_KEY=dev_private_keys(1)[0])
     with Anvil(accounts=1) as node:
-        proc = subprocess.run([sys.executable, "-m", "fedcoin.cli", "deploy", "--rpc", node.url, "--distance-p", "1"],
+        proc = subprocess.run([sys.executable, "-m", "fedcoin.cli", "deploy", "--rpc", node.url, "--max-iterations", "777"],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
         assert proc.returncode == 0, proc.stderr
         address = proc.stdout.split("FedCoin deployed at ")[1].split()[0]
         fc = FedCoin(connect(node.url), address)
-        assert fc.distance_p() == 1 and fc.min_bond() == DeployParams().min_bond
+        assert fc.max_iterations() == 777 and fc.min_bond() == DeployParams().min_bond
         assert address in (tmp_path / "deployments" / "31337.json").read_text()
 
 

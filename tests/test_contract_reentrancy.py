@@ -9,7 +9,8 @@ from eth_utils import keccak
 from fedcoin.chain import FedCoin
 from fedcoin.protocol.merkle import client_tree
 from conftest import chain_env
-from fedcoin_testkit import ETH, actors, advance, default_params, deploy_test_contract, revert, send_contract_tx, snapshot, vec, w3_for
+from fedcoin_testkit import (ETH, TEST_TASK, actors, advance, default_params, deploy_test_contract, revert,
+                             send_contract_tx, snapshot, vec, w3_for)
 from fedcoin.protocol import commitment
 P = default_params()
 A = actors(n_clients=2, n_miners=1)
@@ -27,7 +28,8 @@ def attacker(env):
 
 def run_round_with_attacker(w3, fc, attacker):
     """A task whose clients are [attacker, client0] and whose only miner is the attacker."""
-    ev = fc.as_account(A.requester).create_task(A.server.address, [attacker.address, A.clients[0].address], 1, ETH)
+    ev = fc.as_account(A.requester).create_task(A.server.address, [attacker.address, A.clients[0].address], 1, ETH,
+                                                **TEST_TASK)
     tid = ev.task_id
     fc.as_account(A.server).accept_task(tid)
     clients = fc.task_clients(tid)
@@ -35,8 +37,7 @@ def run_round_with_attacker(w3, fc, attacker):
     send_contract_tx(me, attacker.functions.register(tid, 0, b"\x01" * 32, 5,
                                                      client_tree(clients).proof(clients.index(attacker.address))))
     fc.as_account(A.clients[0]).register_update(tid, 0, b"\x02" * 32, "loc", 5)
-    now = fc.latest_timestamp()
-    fc.as_account(A.server).publish_shapley_task(tid, 0, b"\x03" * 32, "s", now + 100, now + 200)
+    fc.as_account(A.server).publish_shapley_task(tid, 0, b"\x03" * 32, "s")
     values, salt = vec([0.6, 0.4]), b"\x07" * 32
     c = commitment.commitment_hash(fc.chain_id, fc.address, tid, 0, attacker.address, values, 10, salt)
     send_contract_tx(me, attacker.functions.commit(tid, 0, c), value=P.min_bond)
@@ -67,7 +68,7 @@ def test_reentrant_withdraw_is_blocked_and_pays_once(env, attacker):
     w3, fc, _ = env
     run_round_with_attacker(w3, fc, attacker)
     credit = fc.credits(attacker.address)
-    assert credit > P.min_bond  # returned bond + SapPrice (the attacker won)
+    assert credit > P.min_bond  # returned bond + SapPrice (the attacker qualified)
     me = fc.as_account(A.outsider)
     send_contract_tx(me, attacker.functions.arm(2, 0, 0, 0, []))
     before = w3.eth.get_balance(attacker.address)

@@ -45,7 +45,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-size", type=int, default=1000, help="validation rows in the Shapley utility (default %(default)s)")
     parser.add_argument("--local-steps", type=int, default=20, help="local SGD steps per round (paper: 20)")
     parser.add_argument("--commit-window", type=int, default=45, help="seconds from publication to the commit deadline")
-    parser.add_argument("--reveal-window", type=int, default=15, help="seconds from the commit to the reveal deadline")
+    parser.add_argument("--reveal-window", type=int, default=20,
+                        help="seconds from the commit to the reveal deadline (at least the contract's 20)")
+    parser.add_argument("--difficulty", type=float, default=0.2,
+                        help="the task's relative D: a miner qualifies within this fraction of ‖centre‖₂ (default %(default)s)")
     parser.add_argument("--out", help="output folder (default $FEDCOIN_HOME/demo)")
     parser.add_argument("--no-brownie", action="store_true", help="deploy with web3.py instead of `brownie run deploy`")
     parser.add_argument("--seed", type=int, default=0, help="seed of data partition and training")
@@ -87,7 +90,7 @@ def plot_by_type(rows, types: dict[str, int], path: Path) -> Path:
 
     by_type: dict[int, list[float]] = {}
     for r in rows:
-        by_type.setdefault(types[r.client], []).append(r.mean)
+        by_type.setdefault(types[r.client], []).append(r.centre)
     ts = sorted(by_type)
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.bar([f"T{t}" for t in ts], [float(np.mean(by_type[t])) for t in ts], color="#4C72B0", alpha=0.7,
@@ -97,8 +100,8 @@ def plot_by_type(rows, types: dict[str, int], path: Path) -> Path:
                    label="one client" if i == 0 else None)
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("client type (Tj holds 10−j labels)")
-    ax.set_ylabel("consensus Shapley value S̄")
-    ax.set_title("FedCoin demo: S̄ by client type")
+    ax.set_ylabel("consensus Shapley value (centre)")
+    ax.set_title("FedCoin demo: consensus centre by client type")
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,12 +113,12 @@ def plot_by_type(rows, types: dict[str, int], path: Path) -> Path:
 def format_blocks(fc) -> str:
     from fedcoin.protocol import fixedpoint
 
-    lines = ["height task round winner       D         S̄ hash     winner S hash  prev record  payouts root"]
+    lines = ["height task round winner       D         centre hash  winner S hash  prev record  payouts root"]
     for h in range(fc.block_count()):
         b = fc.get_block(h)
         lines.append(
             f"{h:>6} {b.task_id:>4} {b.round:>5} {b.winner[:12]} {fixedpoint.decode(b.difficulty):<9.3g} "
-            f"0x{b.mean_hash.hex()[:10]}  0x{b.winner_hash.hex()[:10]}   0x{b.prev_hash.hex()[:8]}   0x{b.payouts_root.hex()[:10]}"
+            f"0x{b.centre_hash.hex()[:10]}  0x{b.winner_hash.hex()[:10]}   0x{b.prev_hash.hex()[:8]}   0x{b.payouts_root.hex()[:10]}"
         )
     return "\n".join(lines)
 
@@ -163,7 +166,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"[demo] FedCoin deployed at {address}", flush=True)
 
         V = int(round(args.value * ETH))
-        task_id = fc.create_task(server.address, [c.address for c in clients], args.rounds, V).task_id
+        # the requester sets the task's consensus: relative D (the same meaning at every scale of
+        # Shapley values), p = 2, and the windows the server and miners work to
+        task_id = fc.create_task(server.address, [c.address for c in clients], args.rounds, V,
+                                 difficulty=int(round(args.difficulty * 10**18)), relative=True, p=2,
+                                 commit_window=args.commit_window, reveal_window=args.reveal_window).task_id
         print(f"[demo] requester {requester.address[:10]} deposited V={V} wei for task {task_id}: "
               f"{args.clients} clients, {args.rounds} round(s), split 7000/1000/2000", flush=True)
 

@@ -130,13 +130,14 @@ def refund_kind(fc, task_id: int) -> tuple[str | None, str]:
                       f"{t.accept_deadline - now}s left)")
     if t.status == TaskStatus.ACCEPTED:
         r = fc.get_round(task_id, t.current_round)
-        stalled_after = t.round_started_at + fc.publish_timeout()
-        if r.status == RoundStatus.OPEN and now > stalled_after:
-            return "stalled", f"round {t.current_round} unpublished since {t.round_started_at}"
-        if r.status == RoundStatus.OPEN:
-            return None, (f"round {t.current_round} may still be published (stalled after {stalled_after}, "
-                          f"{stalled_after - now}s left)")
-        return None, f"round {t.current_round} is {r.status.name.lower()}: the task is running"
+        stalled_after = fc.stalled_after(task_id)  # the escrow bound of the current round
+        if now > stalled_after and r.bonds_held == 0:
+            return "stalled", (f"round {t.current_round} ({r.status.name.lower()}) has not settled since "
+                               f"{t.round_started_at} (bound {stalled_after})")
+        if now > stalled_after:
+            return None, f"round {t.current_round} is past its bound with bonds at stake: finalize it"
+        return None, (f"round {t.current_round} is {r.status.name.lower()}: the task is running (stalled after "
+                      f"{stalled_after}, {stalled_after - now}s left)")
     return None, f"the task is {t.status.name.lower()}"
 
 

@@ -83,10 +83,11 @@ def _display_distance(dist: int, p: int) -> int:
     return isqrt(dist) if p == 2 else dist
 
 
-def attempt_centre(reveals: list[dict], cap: int, k: int) -> list[int]:
+def attempt_centre(reveals: list[dict], bonds: dict, k: int) -> list[int]:
     """The consensus centre of an attempt that did not settle (the chain emits only the settled
-    attempt's): the contract's rule applied to its reveals (:mod:`fedcoin.protocol.posap`)."""
-    return posap.weighted_mean([r["values"] for r in reveals], [r["iterations"] for r in reveals], cap, k=k)
+    attempt's): the contract's rule applied to its reveals — the stake-weighted lower median,
+    weights = the commitments' bonds (:func:`fedcoin.protocol.posap.weighted_lower_median`)."""
+    return posap.weighted_lower_median([r["values"] for r in reveals], [bonds.get(r["miner"], 1) for r in reveals], k=k)
 
 
 def _round_view(fc, tid: int, rnd: int, rows: list[dict], cap: int) -> dict:
@@ -99,7 +100,13 @@ def _round_view(fc, tid: int, rnd: int, rows: list[dict], cap: int) -> dict:
     reopens = by.get("RoundReopened", [])
     fin = by.get("RoundFinalized", [])
     fin = fin[-1] if fin else None
-    p = pubs[-1]["p"] if pubs else 2
+    try:
+        info = fc.get_round(tid, rnd)
+    except Exception:
+        info = None
+    p = info.p if info is not None and pubs else 2
+    relative = bool(info.relative) if info is not None else False
+    judged = {e["miner"]: e for e in by.get("Judged", [])}
     attempts = []
     d = pubs[-1]["difficulty"] if pubs else None
     n_attempts = len(reopens) + 1 if pubs else 0
@@ -110,8 +117,9 @@ def _round_view(fc, tid: int, rnd: int, rows: list[dict], cap: int) -> dict:
         reveals = {e["miner"]: e for e in by.get("Revealed", []) if e["attempt"] == att}
         settled_here = fin is not None and att == n_attempts - 1
         ended = settled_here or att < n_attempts - 1 or bool(by.get("RoundAbandoned"))
-        centre = (list(fin["mean"]) if settled_here else
-                  attempt_centre(list(reveals.values()), cap, len(clients)) if ended and reveals else None)
+        bonds = {e["miner"]: e["bond"] for e in commits}
+        centre = (list(fin["centre"]) if settled_here else
+                  attempt_centre(list(reveals.values()), bonds, len(clients)) if ended and reveals else None)
         miners = []
         for c in sorted(commits, key=lambda e: e["seq"]):
             rv = reveals.get(c["miner"])
@@ -122,14 +130,17 @@ def _round_view(fc, tid: int, rnd: int, rows: list[dict], cap: int) -> dict:
             if rv and centre is not None:
                 dist = posap.p_distance(rv["values"], centre, p)
                 row["distance"] = _display_distance(dist, p)
-                row["qualified"] = posap.qualifies(dist, d, p)
+                row["qualified"] = posap.qualifies(dist, d, p, centre=centre, relative=relative)
             if ended:
+                j = judged.get(c["miner"]) if settled_here else None
                 if rv is None:
-                    row["outcome"] = "slashed (no reveal)"
+                    row["outcome"] = "forfeited (no reveal)" if settled_here or att < n_attempts - 1 else "no reveal"
                 elif settled_here and fin["winner"] == c["miner"]:
-                    row["outcome"] = "winner"
+                    row["outcome"] = "recorded representative"
+                elif j is not None:
+                    row["outcome"] = {0: "qualified", 1: "bond returned", 2: "slashed"}[int(j["verdict"])]
                 else:
-                    row["outcome"] = "qualified" if row["qualified"] else "not qualified"
+                    row["outcome"] = "qualified" if row["qualified"] else "not qualified (no consensus: bond returned)"
             miners.append(row)
         attempts.append({"attempt": att, "difficulty": d, "p": p, "centre": centre, "miners": miners,
                          "settled": settled_here})
@@ -139,13 +150,12 @@ def _round_view(fc, tid: int, rnd: int, rows: list[dict], cap: int) -> dict:
         for i, c in enumerate(clients):
             amount = fin["amounts"][i] if i < len(fin["amounts"]) else 0
             cl = claims.get(c)
-            payouts.append({"client": c, "value": fin["mean"][i] if i < len(fin["mean"]) else 0, "amount": amount,
+            payouts.append({"client": c, "value": fin["centre"][i] if i < len(fin["centre"]) else 0, "amount": amount,
                             "claimed": cl is not None, "claimed_time": cl["time"] if cl else None})
-    try:
-        info = fc.get_round(tid, rnd)
+    if info is not None:
         status, live = RoundStatus(info.status).name, {"commits": info.commit_count, "reveals": info.reveal_count,
                                                        "registered": info.registered, "attempt": info.attempt}
-    except Exception:
+    else:
         status, live = "UNKNOWN", {}
     return {"round": rnd, "status": status, "live": live, "registrations": regs, "clients": clients,
             "publications": pubs, "reopened": reopens, "attempts": attempts,
@@ -203,14 +213,15 @@ def chain_view(idx, fc) -> dict:
         except Exception:
             stored = None
         blocks.append({**a, "time": r["timestamp"], "block": r["block_number"],
-                       "chain_record_hash": stored, "mean": fin["mean"] if fin else None,
+                       "chain_record_hash": stored, "mean": fin["centre"] if fin else None,
                        "amounts": fin["amounts"] if fin else None, "clients": clients,
                        "winner_values": won[-1]["values"] if won else None})
     diff = [{"block": r["block_number"], "time": r["timestamp"], "old": r["args"]["oldDifficulty"],
-             "new": r["args"]["newDifficulty"], "elapsed": r["args"].get("elapsed")}
+             "new": r["args"]["newDifficulty"], "elapsed": r["args"].get("elapsed"), "task": r["args"].get("taskId")}
             for r in idx.rows("DifficultyAdjusted")]
+    # D is per task: the latest adjustment's result (None before any)
     return {"blocks": blocks, "block_count": count, "last_record_hash": fc.last_record_hash(),
-            "difficulty": diff, "current_difficulty": fc.difficulty()}
+            "difficulty": diff, "current_difficulty": diff[-1]["new"] if diff else None}
 
 
 def collect_commands(rpc_url: str, contract: str, credit: int, unclaimed: list[dict]) -> str | None:
@@ -271,4 +282,4 @@ def summary(idx, fc) -> dict:
     """Where the index and the chain stand (the page polls this to update live)."""
     n, h = idx.head
     return {"chain_id": fc.chain_id, "contract": fc.address, "index_head": {"number": n, "hash": h},
-            "events": idx.count(), "block_count": fc.block_count(), "difficulty": fc.difficulty()}
+            "events": idx.count(), "block_count": fc.block_count(), "difficulty": None}  # D is per task

@@ -66,7 +66,7 @@ const addrWord = a => a.slice(2).toLowerCase().padStart(64, "0");
 const b32 = h => h.slice(2).toLowerCase();
 
 function recordHash(b) {
-  return keccak(word(b.height) + word(b.taskId) + word(b.round) + addrWord(b.winner) + b32(b.meanHash) +
+  return keccak(word(b.height) + word(b.taskId) + word(b.round) + addrWord(b.winner) + b32(b.centreHash) +
     b32(b.winnerHash) + b32(b.prevHash) + word(b.difficulty) + b32(b.payoutsRoot));
 }
 const vectorHash = vs => keccak(vs.map(word).join(""));
@@ -97,7 +97,7 @@ function verifyChain(c) {
     eq("prevHash link", b.prevHash, prev);
     eq("recordHash", recordHash(b), b.recordHash);
     eq("chain's stored hash", b.recordHash, b.chain_record_hash || "(none)");
-    if (b.mean) eq("meanHash", vectorHash(b.mean), b.meanHash); else bad.push("no RoundFinalized");
+    if (b.mean) eq("centreHash", vectorHash(b.mean), b.centreHash); else bad.push("no RoundFinalized");
     if (b.winner_values) eq("winnerHash", vectorHash(b.winner_values), b.winnerHash); else bad.push("no winner reveal");
     if (b.mean && b.amounts) {
       const paid = b.mean.some(m => BigInt(m) > 0n);
@@ -138,7 +138,7 @@ function roundHtml(t, r, verdicts) {
     `<td class="mono">${e.client}</td><td class="mono">${short(e.updateHash)}</td><td class="mono">${esc(e.locator)}</td>` +
     `<td class="num">${e.dataCost}</td><td>${when(e.time)}</td></tr>`);
   const pub = r.publications.map(p => `<p>Spec <code>${short(p.specHash)}</code> at <code>${esc(p.specLocator)}</code>` +
-    ` · D = ${fixed(p.difficulty)} · p = ${p.p} · aggregation ${p.aggregation} · commit by ${when(p.commitDeadline)},` +
+    ` · D = ${fixed(p.difficulty)} · aggregation ${p.aggregation} · commit by ${when(p.commitDeadline)},` +
     ` reveal by ${when(p.revealDeadline)} <span class="spec muted" data-round="${r.round}"></span></p>`).join("");
   const atts = r.attempts.map(a => {
     const rows = a.miners.map(m => `<tr data-miner="${m.miner}" class="${m.outcome === "winner" ? "winner" : ""}` +
