@@ -44,7 +44,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples-per-client", type=int, default=300, help="n_k of each client (default %(default)s)")
     parser.add_argument("--val-size", type=int, default=1000, help="validation rows in the Shapley utility (default %(default)s)")
     parser.add_argument("--local-steps", type=int, default=20, help="local SGD steps per round (paper: 20)")
-    parser.add_argument("--commit-window", type=int, default=45, help="seconds from publication to the commit deadline")
+    parser.add_argument("--commit-window", type=int, default=None,
+                        help="seconds from publication to the commit deadline (default: sized from the clients, "
+                             "validation rows and model so that a loaded two-core machine meets it; 60 s for the "
+                             "default demo — fedcoin.roles.request.suggest_windows)")
     parser.add_argument("--reveal-window", type=int, default=20,
                         help="seconds from the commit to the reveal deadline (at least the contract's 20)")
     parser.add_argument("--difficulty", type=float, default=0.2,
@@ -131,12 +134,20 @@ def run(args: argparse.Namespace) -> int:
     from fedcoin.chain.deployment import DeployParams
     from fedcoin.home import fedcoin_home
     from fedcoin.dev.devnet import Anvil, dev_private_keys
-    from fedcoin.content.store import LocalStore
     from eth_account import Account
+
+    from fedcoin.content.store import LocalStore
+    from fedcoin.ml.models import Arch
 
     if args.clients < 1 or args.miners < 1 or args.rounds < 1:
         print("fedcoin demo: --clients, --miners and --rounds must be at least 1", file=sys.stderr)
         return 2
+    if args.commit_window is None:
+        from fedcoin.roles.request import suggest_windows
+
+        hidden = max(Arch.parse(args.arch).sizes[1:-1] or (10,)) if args.arch else 200
+        args.commit_window = suggest_windows(args.clients, val_rows=args.val_size, hidden=hidden)[1]
+    print(f"[demo] commit window {args.commit_window} s, reveal window {args.reveal_window} s", flush=True)
     started = time.time()
     out = Path(args.out) if args.out else fedcoin_home() / "demo"
     run_dir = out / time.strftime("run-%Y%m%d-%H%M%S")
