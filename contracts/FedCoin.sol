@@ -723,13 +723,13 @@ contract FedCoin is FedCoinLedger {
         uint256 attempt = r.attempt;
         Commitment storage c = _commits[taskId][round][attempt][msg.sender];
         if (c.hash != bytes32(0)) revert FedCoinAlreadyCommitted(taskId, round, msg.sender);
-        address[] storage live = _committers[taskId][round][attempt];
         uint256 cap = PoSapMath.commitCap(r.registered);
-        if (live.length < cap) {
-            live.push(msg.sender);
-            r.commitCount = uint32(live.length);
+        uint256 live = _committers[taskId][round][attempt].length;
+        if (live < cap) {
+            _committers[taskId][round][attempt].push(msg.sender);
+            r.commitCount = uint32(live + 1);
         } else {
-            _displace(taskId, round, attempt, t, r, live, cap);
+            _displace(taskId, round, attempt, t, r, cap);
         }
         uint256 seq = r.nextSeq;
         r.nextSeq = uint32(seq + 1);
@@ -1031,7 +1031,7 @@ contract FedCoin is FedCoinLedger {
     /// @dev Range check of a revealed vector and, when the round has exclusions, zero at each
     /// excluded index (bitmap read one 256-bit word at a time).
     function _checkValues(uint256 taskId, uint256 round, bool hasExclusions, int256[] calldata values) private view {
-        uint256 word;
+        uint256 word = 0;
         for (uint256 j; j < values.length; ++j) {
             int256 v = values[j];
             if (v > MAX_ABS_VALUE || v < -MAX_ABS_VALUE) revert FedCoinValueOutOfRange(j, v);
@@ -1045,19 +1045,14 @@ contract FedCoin is FedCoinLedger {
     /// @dev A full attempt: the smallest held bond (ties: the latest commit) is displaced when
     /// msg.value >= smallest + minBond; its bond is credited back and its commitment deleted.
     /// Bounded: `live` has at most MAX_COMMITS = 64 entries.
-    function _displace(
-        uint256 taskId,
-        uint256 round,
-        uint256 attempt,
-        Task storage t,
-        Round storage r,
-        address[] storage live,
-        uint256 cap
-    ) private {
+    function _displace(uint256 taskId, uint256 round, uint256 attempt, Task storage t, Round storage r, uint256 cap)
+        private
+    {
         mapping(address => Commitment) storage cs = _commits[taskId][round][attempt];
-        uint256 slot;
+        address[] storage live = _committers[taskId][round][attempt];
+        uint256 slot = 0;
         uint256 smallest = type(uint256).max;
-        uint256 latest;
+        uint256 latest = 0;
         for (uint256 i; i < live.length; ++i) {
             Commitment storage x = cs[live[i]];
             uint256 b = x.bond;
@@ -1069,7 +1064,7 @@ contract FedCoin is FedCoinLedger {
         }
         if (msg.value < smallest + minBond) revert FedCoinRoundFull(taskId, round, cap, smallest + minBond);
         address out = live[slot];
-        live[slot] = msg.sender;
+        _committers[taskId][round][attempt][slot] = msg.sender;
         delete cs[out];
         r.bondsHeld -= smallest;
         t.bonds -= smallest;
@@ -1159,7 +1154,7 @@ contract FedCoin is FedCoinLedger {
         int256[] calldata centre,
         Judgement memory j
     ) private {
-        Settlement memory s;
+        Settlement memory s = Settlement(0, 0, 0, 0, 0, 0, bytes32(0), bytes32(0), bytes32(0), address(0));
         (s.train, s.com, s.sap) = roundPrices(taskId, round);
         s.winner = reveals[j.best].miner;
         s.winnerHash = CommitmentHash.vectorHash(reveals[j.best].values);
@@ -1225,11 +1220,11 @@ contract FedCoin is FedCoinLedger {
         Judgement memory j,
         uint256 sap
     ) private returns (uint256 paid) {
-        uint256 returned;
+        uint256 returned = 0;
         for (uint256 i; i < reveals.length; ++i) {
             address miner = reveals[i].miner;
             uint256 bond = j.bonds[i];
-            uint256 reward;
+            uint256 reward = 0;
             if (j.verdicts[i] == uint8(Verdict.Qualified)) {
                 reward = PoSapMath.sapShare(sap, bond, j.qualifiedStake);
                 paid += reward;
@@ -1256,7 +1251,7 @@ contract FedCoin is FedCoinLedger {
         RevealData[] calldata reveals,
         uint256[] memory bonds
     ) private {
-        uint256 returned;
+        uint256 returned = 0;
         for (uint256 i; i < reveals.length; ++i) {
             returned += bonds[i];
             _credit(reveals[i].miner, taskId, bonds[i], CreditReason.BondReturned);
@@ -1404,8 +1399,9 @@ contract FedCoin is FedCoinLedger {
 
     /// @dev Credits `amount` (if any) to `account` in the pull ledger and emits {Credited}.
     function _credit(address account, uint256 taskId, uint256 amount, CreditReason reason) private {
-        if (amount == 0) return;
-        _addCredit(account, amount);
-        emit Credited(account, taskId, amount, reason);
+        if (amount > 0) {
+            _addCredit(account, amount);
+            emit Credited(account, taskId, amount, reason);
+        }
     }
 }

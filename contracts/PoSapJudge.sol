@@ -39,7 +39,7 @@ contract PoSapJudge {
         returns (bool, uint256)
     {
         uint256[] memory w = bonds;
-        uint256 total;
+        uint256 total = 0;
         for (uint256 i; i < w.length; ++i) total += w[i];
         return PDistance.checkCentre(reveals, w, total, centre);
     }
