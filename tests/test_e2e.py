@@ -31,7 +31,7 @@ from fl_server.server import FLServer, ServerConfig
 from miners.journal import COMMITTED, Journal
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMIT_WINDOW, REVEAL_WINDOW = 25, 10
+COMMIT_WINDOW, REVEAL_WINDOW = 25, 20  # the contract's shortest window is 20 s
 CONFIG = ServerConfig(data="digits", arch="logreg-64-10", samples_per_client=40, local_steps=5, batch_size=10,
                       lr=0.5, val_size=200, commit_window=COMMIT_WINDOW, reveal_window=REVEAL_WINDOW,
                       poll_interval=0.2, round_timeout=240)
@@ -59,7 +59,9 @@ class Round:
         self.requester, self.server, self.clients = acc[0], acc[1], acc[30:30 + N_CLIENTS]
         self.miners = acc[20:23]
         self.fc = FedCoin.deploy(self.w3, self.requester, default_params())
-        self.task = self.fc.create_task(self.server.address, [c.address for c in self.clients], 1, ETH).task_id
+        # the task's own windows (the server no longer chooses deadlines); relative D = 0.2 (default)
+        self.task = self.fc.create_task(self.server.address, [c.address for c in self.clients], 1, ETH,
+                                        commit_window=COMMIT_WINDOW, reveal_window=REVEAL_WINDOW).task_id
         self.store_dir = tmp_path / "store"
         self.store = LocalStore(self.store_dir)
         self.journal = tmp_path / "journal"
@@ -154,13 +156,15 @@ def test_honest_miner_wins_over_a_mismatched_and_a_silent_miner_and_every_wei_is
     wait_for(lambda: rnd.procs[0].poll() is not None, 60, "the honest miner to exit")
     assert rnd.procs[0].returncode == 0, rnd.log("honest")
 
-    # the two bonds that were never validly revealed went to the winner, on top of SapPrice
+    # the two bonds that were never validly revealed were forfeited to the requester, never to a miner
     _, _, sap = rnd.fc.round_prices(rnd.task, 0)
     withdrawn = sum(e["amount"] for e in rnd.fc.withdrawn_events(account=honest.address))
-    assert withdrawn == sap + 3 * bond  # SapPrice + its own bond back + two forfeited bonds
+    assert withdrawn == sap + bond  # all of SapPrice (the only qualifier) + its own bond back
     for a in (cheat, silent):
         assert rnd.w3.eth.get_balance(a.address) < balances_before[a.address] - bond
         assert rnd.fc.credits(a.address) == 0
+    forfeited = [e for e in rnd.fc.credited_events(task_id=rnd.task) if e["reason"] == 4]
+    assert [(e["account"], e["amount"]) for e in forfeited] == [(rnd.requester.address, 2 * bond)]
 
     acc = task_accounting(rnd.fc, rnd.task)
     assert acc.unaccounted == 0 and acc.ok and acc.V == ETH
@@ -229,7 +233,7 @@ def test_the_demo_command_runs_a_whole_task_and_accounts_for_every_wei(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-m", "fedcoin.dev.demo", "--clients", "4", "--miners", "2", "--data", "digits",
          "--arch", "logreg-64-10", "--samples-per-client", "40", "--val-size", "200", "--local-steps", "5",
-         "--commit-window", "25", "--reveal-window", "10", "--out", str(tmp_path / "out")],
+         "--commit-window", "25", "--reveal-window", "20", "--out", str(tmp_path / "out")],
         env=env, capture_output=True, text=True, timeout=400, cwd=ROOT, stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
