@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fedcoin.chain import FedCoin  # noqa: E402
 from fedcoin.dev.devnet import Anvil  # noqa: E402
 from fedcoin.roles.index import EventIndex  # noqa: E402
-from fedcoin_testkit import ETH, actors, default_params, vec, w3_for  # noqa: E402
+from fedcoin_testkit import ETH, TEST_TASK, actors, default_params, vec, w3_for  # noqa: E402
 from round_driver import claim_all, finalize, play_round  # noqa: E402
 
 
@@ -34,9 +34,10 @@ def main() -> int:
     with Anvil(accounts=40) as node:
         w3 = w3_for(node)
         a = actors(n_clients=3, n_miners=3)
-        fc = FedCoin.deploy(w3, a.requester, default_params(publish_timeout=10**7))
+        fc = FedCoin.deploy(w3, a.requester, default_params())
         t0 = time.perf_counter()
-        tid = fc.create_task(a.server.address, [c.address for c in a.clients], args.rounds, 100 * ETH).task_id
+        tid = fc.create_task(a.server.address, [c.address for c in a.clients], args.rounds, 100 * ETH,
+                             **TEST_TASK).task_id
         fc.as_account(a.server).accept_task(tid)
         for rnd in range(args.rounds):
             vs = [vec([0.40, 0.30, 0.05])] * 3  # identical: every round settles whatever D drifts to

@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-D_DEMO = 0.1  # DeployParams.initial_difficulty, p = 2
+D_DEMO = 0.1  # an absolute D of 0.1 (TaskConfig(difficulty=10**17, relative=False)), p = 2
 
 
 def child(K: int, n_val: int, hidden: int, host_devices: int) -> None:
