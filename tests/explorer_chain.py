@@ -24,7 +24,8 @@ def build_history(w3):
         claim_all(fc, a, t1, rnd, only=None if rnd == 0 else a.clients[:1])
     t2 = req.create_task(a.server.address, clients, 1, ETH).task_id
     fc.as_account(a.server).accept_task(t2)
-    play_round(w3, fc, a, t2, 0, [vec([5, 0, 0]), vec([-5, 0, 0])], [1, 1])  # nobody qualifies: re-open
+    # per coordinate the lower median takes -5 from each, so the centre (-5, -5, 0) is 10 from both: re-open
+    play_round(w3, fc, a, t2, 0, [vec([5, -5, 0]), vec([-5, 5, 0])], [1, 1])
     finalize(fc, a, t2, 0)
     play_round(w3, fc, a, t2, 0, [vec([0.2, 0.1, 0.3]), vec([0.2, 0.1, 0.31])], [7, 9], register=False)
     finalize(fc, a, t2, 0)

@@ -120,8 +120,8 @@ def test_the_task_page_shows_rounds_clients_reveals_and_the_exact_payouts_of_the
             assert sec.locator(f'table.payouts tr[data-client="{c}"] .claimed').inner_text().startswith(
                 "claimed" if claimed else ("unclaimed" if amount else "—"))
         assert sec.locator(".verdict").first.inner_text() == "✓ verified"
-    # round 1's third miner never revealed: the page says its bond was slashed
-    assert "slashed" in page.locator('section.round[data-round="1"] table.miners').inner_text()
+    # round 1's third miner never revealed: the page says its bond was forfeited
+    assert "forfeited (no reveal)" in page.locator('section.round[data-round="1"] table.miners').inner_text()
     _shot(page, "task1.png")
 
 
