@@ -72,10 +72,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--metric", default=d.metric, choices=["neg_cross_entropy", "accuracy"])
     t.add_argument("--val-size", type=int, default=d.val_size, help="validation rows in the spec (0: all)")
     r = parser.add_argument_group("rounds")
-    r.add_argument("--registration-window", type=int, default=d.registration_window,
-                   help="seconds from a round's start to wait for registrations (publish earlier once all registered)")
-    r.add_argument("--commit-window", type=int, default=d.commit_window, help="seconds until the commit deadline")
-    r.add_argument("--reveal-window", type=int, default=d.reveal_window, help="seconds from commit to reveal deadline")
     r.add_argument("--max-rounds", type=int, default=None, help="handle at most this many rounds now")
     r.add_argument("--no-wait", action="store_true", help="handle the current round only; do not wait for miners")
     r.add_argument("--round-timeout", type=float, default=None, help="give up waiting for a round after SECONDS (default: never)")
@@ -132,9 +128,7 @@ def run(args) -> int:
         config = ServerConfig(
             data=args.data, arch=args.arch, samples_per_client=args.samples, iid=args.iid, seed=args.seed,
             lr=args.lr, local_steps=args.local_steps, batch_size=args.batch_size, aggregation=args.aggregation,
-            metric=args.metric, val_size=args.val_size, registration_window=args.registration_window,
-            commit_window=args.commit_window,
-            reveal_window=args.reveal_window, poll_interval=args.poll, round_timeout=args.round_timeout,
+            metric=args.metric, val_size=args.val_size, poll_interval=args.poll, round_timeout=args.round_timeout,
         )
         if args.simulate_clients and not clients:
             raise ServerError(
@@ -142,10 +136,11 @@ def run(args) -> int:
                 f"train and register nothing: it refuses to accept the task (accepting would lock the requester's "
                 f"deposit until the round's time bound). Give the clients' keys (--client-keystore-dir, "
                 f"${CLIENT_KEYS_ENV}, --anvil-dev-clients on a dev chain).")
-        who = (f"simulating {len(clients)}/{len(listed)} clients" if args.simulate_clients else
-               f"{len(listed)} listed clients, registration window {args.registration_window}s")
-        print(f"FL server {server_account.address} on task {args.task} at {fc.address} ({who}; "
-              f"commit/reveal windows {args.commit_window}s/{args.reveal_window}s; store {args.store})", file=sys.stderr)
+        t = fc.get_task(args.task)
+        who = f"simulating {len(clients)}/{len(listed)} clients" if args.simulate_clients else f"{len(listed)} listed clients"
+        print(f"FL server {server_account.address} on task {args.task} at {fc.address} ({who}; the task's windows: "
+              f"registration {t.registration_window}s, commit {t.commit_window}s, reveal {t.reveal_window}s; "
+              f"store {args.store})", file=sys.stderr)
         server = FLServer(fc, args.task, clients, open_store(args.store), config)
         summary = server.run(max_rounds=args.max_rounds, wait=not args.no_wait, progress=True)
     except (RPCUnavailable, KeyLoadError, ServerError, LookupError, ValueError, FileNotFoundError) as e:

@@ -93,10 +93,6 @@ class ServerConfig:
         aggregation: ``fedavg-weighted`` or ``fedavg-uniform``.
         metric: utility metric named in the spec.
         val_size: rows of the validation set published for the Shapley utility (0 = all).
-        registration_window: seconds from the round's start (``roundStartedAt``) the server
-            waits for registrations; it publishes earlier once every listed client registered.
-        commit_window, reveal_window: seconds from publication to the commit deadline, and
-            from the commit to the reveal deadline.
         poll_interval: seconds between chain polls while waiting for a round to settle.
         round_timeout: give up waiting for a round after this many seconds (None: never).
     """
@@ -112,9 +108,6 @@ class ServerConfig:
     aggregation: str = DEFAULT_RULE
     metric: str = "neg_cross_entropy"
     val_size: int = 1000
-    registration_window: int = 300
-    commit_window: int = 600
-    reveal_window: int = 600
     poll_interval: float = 2.0
     round_timeout: float | None = None
 
@@ -345,12 +338,10 @@ class FLServer:
     def registration_deadline(self, rnd: int) -> int:
         """When round ``rnd``'s registration period ends (block time): the round's start plus
         the task's on-chain registration window (before it the contract lets the server publish
-        only once every listed client registered); ``registration_window`` only where the
-        contract records none."""
+        only once every listed client registered). The windows are the requester's, set at
+        ``createTask``: a server does not choose them."""
         del rnd  # the current round: the contract records when it started
-        t = self.task()
-        window = getattr(t, "registration_window", None)
-        return int(t.round_started_at) + int(self.config.registration_window if window is None else window)
+        return int(self.task().registration_deadline)
 
     def wait_registrations(self, rnd: int, rep: RoundReport | None = None) -> list[str]:
         """Wait until every listed client registered for ``rnd`` or the deadline passed (judged

@@ -125,3 +125,52 @@ def test_fund_adds_ether_on_the_dev_chain_and_is_refused_on_any_other(anvil, tmp
         with pytest.raises(accounts.AccountError, match="only on the local development chain"):
             accounts.fund(w3o, who, ETH)
         assert w3o.eth.get_balance(who) == 0
+
+
+def test_claim_to_sends_a_payout_to_another_address_directly_or_through_a_relayer(env):
+    """A client without gas signs; a relayer submits; the payout lands in the chosen address's
+    ledger. A signature for another address, a forged or a reused one moves nothing."""
+    w3, fc, a = env
+    task = _settled_task(w3, fc, a)
+    fin, order = fc.round_finalized(task, 0), fc.registered_clients(task, 0)
+    paid = [c for c in a.clients if fin["amounts"][order.index(c.address)] > 0]
+    c0, c1 = paid[0], paid[1]
+    to, relayer = a.miners[0].address, a.miners[1]
+    before, relayer_before = fc.credits(to), fc.credits(relayer.address)
+    # 1. the client sends its own claimTo
+    out = io.StringIO()
+    collect.claim_to(fc.as_account(c0), to, task, out=out)
+    amount0 = fin["amounts"][order.index(c0.address)]
+    assert fc.credits(to) == before + amount0 and fc.is_claimed(task, 0, c0.address)
+    assert f"credited to {to}" in out.getvalue() and "fedcoin withdraw" in out.getvalue()
+    # 2. a gasless client signs only; nothing is sent until a relayer submits it
+    out = io.StringIO()
+    [(t, r, sig)] = collect.claim_to(fc.as_account(c1), to, task, sign_only=True, out=out)
+    assert (t, r) == (task, 0) and not fc.is_claimed(task, 0, c1.address)
+    assert f"fedcoin claim --for {c1.address} --to {to}" in out.getvalue()
+    rfc = fc.as_account(relayer)
+    with pytest.raises(collect.CollectError, match="not .* signature|recovers"):
+        collect.relay_claim(rfc, c1.address, relayer.address, task, 0, sig, out=io.StringIO())  # redirected: refused
+    with pytest.raises(collect.CollectError, match="65 bytes"):
+        collect.relay_claim(rfc, c1.address, to, task, 0, sig[:-2], out=io.StringIO())
+    assert not fc.is_claimed(task, 0, c1.address)
+    amount1 = fin["amounts"][order.index(c1.address)]
+    assert collect.relay_claim(rfc, c1.address, to, task, 0, sig, out=io.StringIO()) == amount1
+    assert fc.credits(to) == before + amount0 + amount1 and fc.credits(relayer.address) == relayer_before
+    with pytest.raises(collect.CollectError, match="already claimed"):
+        collect.relay_claim(rfc, c1.address, to, task, 0, sig, out=io.StringIO())  # a replay moves nothing
+    assert fc.credits(to) == before + amount0 + amount1
+
+
+def test_cli_claim_for_needs_every_relay_argument_and_sends_nothing_without(env, anvil, monkeypatch, capsys):
+    from fedcoin.cli import main
+
+    _, fc, a = env
+    monkeypatch.setenv("FEDCOIN_PRIVATE_KEY", a.miners[0].key.to_0x_hex())
+    monkeypatch.delenv("FEDCOIN_KEYSTORE", raising=False)
+    nonce = fc.w3.eth.get_transaction_count(a.miners[0].address)
+    rc = main(["claim", "--rpc", anvil.url, "--contract", fc.address, "--for", a.clients[0].address, "--to",
+               a.miners[0].address])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and "--for needs --task, --round, --signature" in err
+    assert fc.w3.eth.get_transaction_count(a.miners[0].address) == nonce

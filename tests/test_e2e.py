@@ -33,8 +33,7 @@ from miners.journal import COMMITTED, Journal
 ROOT = Path(__file__).resolve().parent.parent
 COMMIT_WINDOW, REVEAL_WINDOW = 25, 20  # the contract's shortest window is 20 s
 CONFIG = ServerConfig(data="digits", arch="logreg-64-10", samples_per_client=40, local_steps=5, batch_size=10,
-                      lr=0.5, val_size=200, commit_window=COMMIT_WINDOW, reveal_window=REVEAL_WINDOW,
-                      poll_interval=0.2, round_timeout=240)
+                      lr=0.5, val_size=200, poll_interval=0.2, round_timeout=240)
 N_CLIENTS = 4
 
 
@@ -173,8 +172,6 @@ def test_honest_miner_wins_over_a_mismatched_and_a_silent_miner_and_every_wei_is
     assert audit(rnd.fc).ok
 
 
-@pytest.mark.xfail(strict=False, reason="known defect under investigation: on the robust contract the commitment "
-                   "read back after the SIGKILL is empty although the miner's journal recorded its commit receipt")
 def test_miner_killed_right_after_its_commit_reveals_from_its_journal_after_restart(rnd):
     (miner, *_rest) = rnd.miners
     first = rnd.miner(miner, name="crashing", env={"FEDCOIN_MINER_FAULT": "kill-after-commit"})
@@ -184,7 +181,8 @@ def test_miner_killed_right_after_its_commit_reveals_from_its_journal_after_rest
 
     entries = list(Journal(rnd.journal).entries(miner=miner.address))
     assert len(entries) == 1 and entries[0].status == COMMITTED
-    on_chain = rnd.fc.get_commitment(rnd.task, 0, 0, miner.address)
+    # a loaded machine may miss attempt 0's commit window (the round re-opens): read the attempt it committed in
+    on_chain = rnd.fc.get_commitment(rnd.task, 0, entries[0].attempt, miner.address)
     assert on_chain.hash.hex() == entries[0].commitment[2:] and not on_chain.revealed
 
     rnd.miner(miner, name="restarted")  # a fresh process: only the chain and the journal remain

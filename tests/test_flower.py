@@ -138,8 +138,7 @@ def test_a_flower_deployment_runs_a_round_to_payouts(tmp_path):
                             "--task", str(task), "--store", store, "--journal", str(tmp_path / "journal"),
                             "--no-progress", "--poll", "0.3"], {"FEDCOIN_KEYSTORE": str(ks["miner"])})
             run_config = (f'task={task} contract="{fc.address}" rpc="{node.url}" store="{store}" data="digits" '
-                          f'arch="logreg-64-10" val-size=200 registration-window=60 commit-window=30 '
-                          f'reveal-window=8 local-steps=5 batch-size=10 lr=0.5 poll=0.3 round-timeout=400')
+                          f'arch="logreg-64-10" val-size=200 local-steps=5 batch-size=10 lr=0.5 poll=0.3 round-timeout=400')
             run = subprocess.run([str(bin_dir / "flwr"), "run", str(ROOT / "fl_server" / "flower" / "app"), "fedcoin",
                                   "--run-config", run_config, "--stream"], env=env, cwd=tmp_path, capture_output=True,
                                  text=True, timeout=600, stdin=subprocess.DEVNULL)

@@ -32,7 +32,7 @@ from fl_server.server import FLServer, ServerConfig
 ROOT = Path(__file__).resolve().parent.parent
 ARCH = Arch.parse("logreg-64-10")
 CONFIG = ServerConfig(data="digits", arch=ARCH.id, samples_per_client=40, local_steps=5, batch_size=10, lr=0.5,
-                      val_size=200, commit_window=25, reveal_window=10, poll_interval=0.2, round_timeout=300)
+                      val_size=200, poll_interval=0.2, round_timeout=300)
 
 
 def wait_for(pred, timeout: float, what: str):

@@ -129,8 +129,7 @@ def test_separate_parties_run_two_rounds_to_claims_and_withdrawals(node, tmp_pat
             addr["server"], [addr[c] for c in clients], 2, 3 * 10**18, registration_window=REGISTRATION,
             commit_window=COMMIT, reveal_window=REVEAL).task_id
         start("server", "server", *base, "--task", str(task), "--store", store, "--data", "digits", *MODEL,
-              "--val-size", "200", "--registration-window", str(REGISTRATION), "--commit-window", str(COMMIT),
-              "--reveal-window", str(REVEAL), "--poll", "0.3", "--round-timeout", "300")
+              "--val-size", "200", "--poll", "0.3", "--round-timeout", "300")
         for n in clients:
             start(n, "client", *base, "--task", str(task), "--store", store, "--data",
                   f"npz:{tmp_path / n / 'data.npz'}", *MODEL, *TRAIN, "--poll", "0.5", "--timeout", "400")

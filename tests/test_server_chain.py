@@ -24,7 +24,7 @@ from fl_server.server import (
 )
 
 CONFIG = ServerConfig(data="digits", arch="logreg-64-10", samples_per_client=30, local_steps=5, batch_size=10,
-                      lr=0.5, val_size=200, commit_window=100, reveal_window=100, poll_interval=0.05,
+                      lr=0.5, val_size=200, poll_interval=0.05,
                       round_timeout=60)
 
 

@@ -198,8 +198,7 @@ def run(args: argparse.Namespace) -> int:
 
         cfg = ServerConfig(
             data=args.data, arch=args.arch, samples_per_client=args.samples_per_client, seed=args.seed,
-            local_steps=args.local_steps, val_size=args.val_size, commit_window=args.commit_window,
-            reveal_window=args.reveal_window, poll_interval=0.5,
+            local_steps=args.local_steps, val_size=args.val_size, poll_interval=0.5,
             round_timeout=10 * (args.commit_window + args.reveal_window) + 120,
         )
         srv = FLServer(fc.as_account(server), task_id, clients, store, cfg)

@@ -3,17 +3,19 @@
 
 Who collects what, and how (pull payments only; nothing is ever pushed to anyone):
 
-=========== ====================================================== ==========================
+=========== ====================================================== ==============================
 party       what it is owed                                        command
-=========== ====================================================== ==========================
+=========== ====================================================== ==============================
 client      its payout of every finalized round it registered in   ``fedcoin claim --task N``
             (a Merkle proof rebuilt from the round's events)
+            or to another address it signs for (``claimTo``)       ``fedcoin claim --to ADDR``
+            a relayer paying the gas of a signed ``claimTo``       ``fedcoin claim --for C ...``
 server      ComPrice of every settled round (the pull ledger)      ``fedcoin withdraw``
 miner       SapPrice and returned bonds (the pull ledger)          ``fedcoin withdraw``
 requester   refunds (dust, abandoned rounds, refunded tasks)       ``fedcoin withdraw``
 requester   the escrow of a task never accepted or stalled         ``fedcoin refund --task N``
             (credited to the requester's ledger, then withdrawn)
-=========== ====================================================== ==========================
+=========== ====================================================== ==============================
 
 Each command says what it will collect before it sends anything and what it collected after
 (``--dry-run``: only the first). The pull ledger is per account, across tasks: ``withdraw``
@@ -26,6 +28,8 @@ import argparse
 import sys
 from dataclasses import dataclass
 from typing import Sequence, TextIO
+
+from eth_utils import to_checksum_address
 
 from fedcoin.chain.keys import KeyLoadError, account_from_args, add_key_arguments
 from fedcoin.chain.types import RoundStatus, TaskStatus
@@ -98,6 +102,83 @@ def claim(fc, task_id: int | None = None, round: int | None = None, *, dry_run: 
     print(f"{me}: collected {_eth(got)}; balance {before / 1e18:.6f} -> {after / 1e18:.6f} ETH "
           f"(gas {fees} wei)", file=out)
     return got
+
+
+def claim_to(fc, to: str, task_id: int | None = None, round: int | None = None, *, sign_only: bool = False,
+             dry_run: bool = False, out: TextIO = sys.stdout) -> list[tuple[int, int, str]]:
+    """The caller (a client) sends its unclaimed payouts to ``to`` instead of its own address.
+
+    It signs, per payout, that (task, round) goes to ``to`` (``CommitmentHash.claimToDigest``).
+    With ``sign_only`` it only prints the signatures, for a relayer that pays the gas (a client
+    with no ether: ``fedcoin claim --for CLIENT --to ADDR --signature SIG``); otherwise it submits
+    ``claimTo`` itself. The payout is credited to ``to`` in the pull ledger (``fedcoin withdraw``).
+
+    Returns: (task, round, signature hex) per payout signed (none on a dry run).
+    """
+    to = to_checksum_address(to)
+    me = fc.account.address
+    todo = [p for p in client_payouts(fc, me, task_id, round) if not p.claimed]
+    if not todo:
+        print(f"{me}: nothing to claim" + (f" in task {task_id}" if task_id is not None else ""), file=out)
+        return []
+    print(f"{me}: will {'sign' if sign_only else 'send'} {_eth(sum(p.amount for p in todo))} in {len(todo)} "
+          f"payout(s) to {to}: " + ", ".join(f"task {p.task_id} round {p.round} {p.amount} wei" for p in todo),
+          file=out, flush=True)
+    if dry_run:
+        return []
+    signed = []
+    for p in todo:
+        sig = fc.sign_claim_to(p.task_id, p.round, to)
+        signed.append((p.task_id, p.round, "0x" + sig.hex()))
+        if sign_only:
+            print(f"  task {p.task_id} round {p.round}: fedcoin claim --for {me} --to {to} --task {p.task_id} "
+                  f"--round {p.round} --signature 0x{sig.hex()}", file=out, flush=True)
+            continue
+        res = fc.claim_to(p.task_id, p.round, me, to, sig)
+        print(f"  task {p.task_id} round {p.round}: {p.amount} wei credited to {to} (tx {res.tx_hash})", file=out,
+              flush=True)
+    if not sign_only:
+        print(f"{me}: {_eth(sum(p.amount for p in todo))} credited to {to}; it collects with `fedcoin withdraw`",
+              file=out)
+    return signed
+
+
+def relay_claim(fc, client: str, to: str, task_id: int, round: int, signature: str, *, dry_run: bool = False,
+                out: TextIO = sys.stdout) -> int:
+    """Submit (as the caller, who pays the gas) ``client``'s signed ``claimTo``; returns the wei credited to ``to``."""
+    client, to = to_checksum_address(client), to_checksum_address(to)
+    try:
+        sig = bytes.fromhex(signature.removeprefix("0x"))
+    except ValueError:
+        raise CollectError("--signature is not hex") from None
+    if len(sig) != 65:
+        raise CollectError(f"--signature must be 65 bytes (r, s, v), not {len(sig)}")
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    from fedcoin.protocol.commitment import claim_to_inner
+
+    inner = claim_to_inner(fc.chain_id, fc.address, task_id, round, client, to)
+    try:
+        signer = Account.recover_message(encode_defunct(primitive=inner), signature=sig)
+    except Exception:  # a malformed (r, s, v)
+        signer = "no address"
+    if signer != client:
+        raise CollectError(f"the signature is not {client}'s for task {task_id} round {round} to {to} "
+                           f"(it recovers {signer}); nothing sent")
+    if fc.get_round(task_id, round).status != RoundStatus.FINALIZED:
+        raise CollectError(f"task {task_id} round {round} is not finalized; nothing sent")
+    if fc.is_claimed(task_id, round, client):
+        raise CollectError(f"{client}'s payout of task {task_id} round {round} is already claimed; nothing sent")
+    amount, _ = fc.payout_proof(task_id, round, client)
+    print(f"{fc.account.address}: will relay {client}'s payout of task {task_id} round {round}, {_eth(amount)}, "
+          f"to {to}", file=out, flush=True)
+    if dry_run:
+        return 0
+    res = fc.claim_to(task_id, round, client, to, sig)
+    print(f"  credited {amount} wei to {to} (tx {res.tx_hash}, gas {res.fee} wei paid by {fc.account.address})",
+          file=out)
+    return amount
 
 
 def withdraw(fc, *, dry_run: bool = False, out: TextIO = sys.stdout) -> int:
@@ -229,6 +310,14 @@ def configure_claim(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument("--task", type=int, default=None, help="one task (default: every task)")
     parser.add_argument("--round", type=int, default=None, help="one round (default: all)")
+    g = parser.add_argument_group("sending a payout elsewhere (claimTo)")
+    g.add_argument("--to", default=None, metavar="ADDRESS",
+                   help="credit the payouts to ADDRESS (it withdraws them) instead of paying this key's address")
+    g.add_argument("--sign-only", action="store_true",
+                   help="with --to: print the signatures for a relayer instead of sending (a client without gas)")
+    g.add_argument("--for", dest="client", default=None, metavar="CLIENT",
+                   help="relay CLIENT's signed claim (with --to, --task, --round, --signature); this key pays gas")
+    g.add_argument("--signature", default=None, help="the client's claimTo signature (from --sign-only)")
 
 
 def configure_withdraw(parser: argparse.ArgumentParser) -> None:
@@ -277,7 +366,21 @@ def _run(name: str, body) -> int:
 
 
 def run_claim(args) -> int:
-    return _run("claim", lambda: claim(_open(args), args.task, args.round, dry_run=args.dry_run))
+    def body():
+        if args.client is not None:
+            missing = [f for f, v in (("--to", args.to), ("--task", args.task), ("--round", args.round),
+                                      ("--signature", args.signature)) if v is None]
+            if missing:
+                raise CollectError(f"--for needs {', '.join(missing)}")
+            relay_claim(_open(args), args.client, args.to, args.task, args.round, args.signature, dry_run=args.dry_run)
+        elif args.to is not None:
+            claim_to(_open(args), args.to, args.task, args.round, sign_only=args.sign_only, dry_run=args.dry_run)
+        elif args.sign_only or args.signature:
+            raise CollectError("--sign-only needs --to; --signature needs --for")
+        else:
+            claim(_open(args), args.task, args.round, dry_run=args.dry_run)
+
+    return _run("claim", body)
 
 
 def run_withdraw(args) -> int:

@@ -3,8 +3,7 @@
 Submitted with ``flwr run fl_server/flower/app SUPERLINK --run-config '...'``. Run-config keys
 (defaults in ``fl_server/flower/app/pyproject.toml``): ``rpc``, ``contract`` (default: the
 recorded deployment), ``task`` (required), ``store``, ``data`` (the validation set's source),
-``arch``, ``seed``, ``val-size``, ``registration-window``, ``commit-window``,
-``reveal-window``, ``lr``, ``local-steps``, ``batch-size``, ``round-timeout``, ``keystore``.
+``arch``, ``seed``, ``val-size``, ``lr``, ``local-steps``, ``batch-size``, ``round-timeout``, ``keystore``.
 
 The server's key never travels in the run config: the ServerApp runs in the SuperLink's
 environment and loads ``keystore`` (a path) or ``$FEDCOIN_KEYSTORE`` with the password in
@@ -40,8 +39,7 @@ def run_task(grid: Grid, cfg) -> list:
     timeout = float(_get(cfg, "round-timeout", 0)) or None
     config = ServerConfig(
         data=str(_get(cfg, "data", "mnist")), arch=_get(cfg, "arch", None), seed=int(_get(cfg, "seed", 0)),
-        val_size=int(_get(cfg, "val-size", 1000)), registration_window=int(_get(cfg, "registration-window", 300)),
-        commit_window=int(_get(cfg, "commit-window", 600)), reveal_window=int(_get(cfg, "reveal-window", 600)),
+        val_size=int(_get(cfg, "val-size", 1000)),
         lr=float(_get(cfg, "lr", 0.1)), local_steps=int(_get(cfg, "local-steps", 20)),
         batch_size=int(_get(cfg, "batch-size", 50)), poll_interval=float(_get(cfg, "poll", 1.0)), round_timeout=timeout)
     server = FLServer(fc, int(cfg["task"]), [], open_store(store), config)
