@@ -11,7 +11,7 @@ One JSON file per (chain, contract, task, round, attempt, miner), replaced atomi
 old or the new entry, never a torn one. Vectors are stored as decimal strings of their
 fixed-point ints, so nothing is lost to float formatting.
 
-Beside the entries the journal keeps, per (chain, genesis, contract): the block the miner's
+Beside the entries the journal keeps, per (chain, genesis, contract, miner): the block the miner's
 discovery has read up to (so a restart does not rescan from block 0) and the rounds it refused
 with the one-line reason (so a restart does not retry a task that cannot be mined). Entries
 carry the chain's genesis hash, so a chain reset (same chain id, new genesis) is detected and
@@ -178,8 +178,9 @@ class Journal:
 
     # ---------------------------------------------------------------- per-chain bookkeeping
 
-    def _meta_path(self, kind: str, chain_id: int, genesis: str, contract: str) -> Path:
-        return self.dir / f"{kind}-{chain_id}-{genesis[2:14].lower()}-{contract.lower()}.state"
+    def _meta_path(self, kind: str, chain_id: int, genesis: str, contract: str, miner: str) -> Path:
+        # per miner: accounts may share a journal directory, and each must say its own refusals
+        return self.dir / f"{kind}-{chain_id}-{genesis[2:14].lower()}-{contract.lower()}-{miner.lower()}.state"
 
     def _read_meta(self, path: Path, default):
         try:
@@ -198,20 +199,21 @@ class Journal:
         os.replace(tmp, path)
         _fsync_dir(self.dir)
 
-    def cursor(self, chain_id: int, genesis: str, contract: str) -> int:
+    def cursor(self, chain_id: int, genesis: str, contract: str, miner: str) -> int:
         """The first block discovery has not read yet (0 when new)."""
-        return int(self._read_meta(self._meta_path("cursor", chain_id, genesis, contract), {"next_block": 0})["next_block"])
+        return int(self._read_meta(self._meta_path("cursor", chain_id, genesis, contract, miner), {"next_block": 0})["next_block"])
 
-    def set_cursor(self, chain_id: int, genesis: str, contract: str, next_block: int) -> None:
-        self._write_meta(self._meta_path("cursor", chain_id, genesis, contract), {"next_block": int(next_block)})
+    def set_cursor(self, chain_id: int, genesis: str, contract: str, miner: str, next_block: int) -> None:
+        self._write_meta(self._meta_path("cursor", chain_id, genesis, contract, miner), {"next_block": int(next_block)})
 
-    def refusals(self, chain_id: int, genesis: str, contract: str) -> dict[str, str]:
+    def refusals(self, chain_id: int, genesis: str, contract: str, miner: str) -> dict[str, str]:
         """``{"task-round": reason}`` of rounds this miner refused on this chain and contract."""
-        return dict(self._read_meta(self._meta_path("refused", chain_id, genesis, contract), {}))
+        return dict(self._read_meta(self._meta_path("refused", chain_id, genesis, contract, miner), {}))
 
-    def refuse(self, chain_id: int, genesis: str, contract: str, task_id: int, round: int, reason: str) -> None:
+    def refuse(self, chain_id: int, genesis: str, contract: str, miner: str, task_id: int, round: int,
+               reason: str) -> None:
         """Record that round ``round`` of task ``task_id`` is refused (durably)."""
-        path = self._meta_path("refused", chain_id, genesis, contract)
+        path = self._meta_path("refused", chain_id, genesis, contract, miner)
         data = self._read_meta(path, {})
         data[f"{task_id}-{round}"] = reason
         self._write_meta(path, data)

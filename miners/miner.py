@@ -152,8 +152,9 @@ class Miner:
             self._genesis = "0x" + bytes(self.fc.tx.rpc(lambda: self.fc.w3.eth.get_block(0), "eth_getBlockByNumber")["hash"]).hex()
         return self._genesis
 
-    def _chain_key(self) -> tuple[int, str, str]:
-        return self.fc.chain_id, self.genesis, self.fc.address
+    def _meta_key(self) -> tuple[int, str, str, str]:
+        """(chain id, genesis, contract, miner): what the journal's cursor and refusals are kept per."""
+        return self.fc.chain_id, self.genesis, self.fc.address, self.me
 
     def check_journal(self) -> list[str]:
         """Set aside this account's entries written on another chain with this chain id (a reset
@@ -192,7 +193,7 @@ class Miner:
         node cannot serve logs, falls back to polling every task's current round through views.
         """
         if self._from_block is None:
-            self._from_block = self.journal.cursor(*self._chain_key())
+            self._from_block = self.journal.cursor(*self._meta_key())
             if self._from_block:
                 # rounds published before the cursor may still be open: look at the current rounds
                 tasks = [self.task] if self.task is not None else range(1, self.fc.task_count() + 1)
@@ -218,7 +219,7 @@ class Miner:
                 if info.status == TaskStatus.ACCEPTED:
                     self._rounds.add((t, int(info.current_round)))
         self._from_block = head + 1
-        self.journal.set_cursor(*self._chain_key(), self._from_block)
+        self.journal.set_cursor(*self._meta_key(), self._from_block)
 
     # ------------------------------------------------------------------ one tick
 
@@ -305,7 +306,7 @@ class Miner:
             self._work.pop((task_id, round), None)
             return False
         if work.refused is None:
-            work.refused = self.journal.refusals(*self._chain_key()).get(f"{task_id}-{round}")
+            work.refused = self.journal.refusals(*self._meta_key()).get(f"{task_id}-{round}")
         if work.refused:
             return False
         if self.journal.get(self.fc.chain_id, self.fc.address, task_id, round, info.attempt, self.me):
@@ -327,7 +328,7 @@ class Miner:
     def _refuse(self, task_id: int, round: int, work: _Work, reason: str) -> None:
         reason = " ".join(str(reason).split())[:300]
         work.refused = reason
-        self.journal.refuse(*self._chain_key(), task_id, round, reason)
+        self.journal.refuse(*self._meta_key(), task_id, round, reason)
         self._say(f"REFUSED task {task_id} round {round}: {reason}. Nothing committed; not retried.")
 
     def _prepare(self, task_id: int, round: int, info, work: _Work) -> None:

@@ -63,7 +63,7 @@ def test_a_poisoned_spec_is_refused_once_and_not_retried_after_a_restart(env, tm
     m2.tick()
     m2.tick()
     assert not any("REFUSED" in line for line in again) and fc.committed_events(task, 0) == []
-    assert list(Journal(tmp_path / "j").refusals(*m2._chain_key()).values()) == [refused[0].split(": ", 1)[1].split(". Nothing")[0]]
+    assert list(Journal(tmp_path / "j").refusals(*m2._meta_key()).values()) == [refused[0].split(": ", 1)[1].split(". Nothing")[0]]
 
 
 def test_journal_entries_of_a_reset_chain_are_set_aside_and_reported(env, tmp_path):

@@ -84,16 +84,20 @@ def test_a_second_process_cannot_take_an_accounts_lock(tmp_path):
     assert JournalLocked.__mro__[1] is JournalError
 
 
-def test_cursor_and_refusals_persist_per_chain_and_genesis(tmp_path):
+def test_cursor_and_refusals_persist_per_chain_genesis_and_miner(tmp_path):
     j = Journal(tmp_path)
-    key = (31337, "0x" + "aa" * 32, "0xAbC0000000000000000000000000000000000001")
+    key = (31337, "0x" + "aa" * 32, "0xAbC0000000000000000000000000000000000001",
+           "0x00000000000000000000000000000000000000A1")
     assert j.cursor(*key) == 0 and j.refusals(*key) == {}
     j.set_cursor(*key, 1234)
     j.refuse(*key, 3, 1, "update #2 holds NaN")
     again = Journal(tmp_path)
     assert again.cursor(*key) == 1234 and again.refusals(*key) == {"3-1": "update #2 holds NaN"}
-    reset = (31337, "0x" + "bb" * 32, key[2])  # same chain id, new genesis: a reset chain
+    reset = (31337, "0x" + "bb" * 32, *key[2:])  # same chain id, new genesis: a reset chain
     assert again.cursor(*reset) == 0 and again.refusals(*reset) == {}
+    # a second account sharing the directory keeps its own: it must see (and say) its own refusal
+    other = (*key[:3], "0x00000000000000000000000000000000000000B2")
+    assert again.cursor(*other) == 0 and again.refusals(*other) == {}
     assert [e for e in again.entries()] == []  # bookkeeping files are not entries
 
 

@@ -244,15 +244,17 @@ class RayGame:
         address: Ray address, or ``"auto"`` for a local cluster on 127.0.0.1.
         control_variate: as :func:`miners.shapley.fl.fl_game`.
         n_workers: default: one per GPU of the cluster, else one per CPU.
+        fl_kwargs: further :func:`miners.shapley.fl.fl_game` arguments for every worker.
     """
 
     def __init__(self, round_game, address: str = "auto", *, control_variate: bool = True,
-                 n_workers: int | None = None):
+                 n_workers: int | None = None, fl_kwargs: dict | None = None):
         self.round_game = round_game
         self.n_players = round_game.n_players
         self.address = address
         self.control_variate = control_variate
         self.n_workers = n_workers
+        self.fl_kwargs = fl_kwargs
         self.workers: list | None = None
         self.sampler: str | None = None
 
@@ -262,8 +264,14 @@ class RayGame:
         del state
         if self.workers is None or sampler != self.sampler:
             connect(self.address)
+            if self.workers:  # a new sampler: the old actors give their CPUs back first
+                import ray
+
+                for w in self.workers:
+                    ray.kill(w)
             self.workers = start_workers(self.round_game, n_workers=self.n_workers,
-                                         control_variate=self.control_variate, sampler=sampler)
+                                         control_variate=self.control_variate, sampler=sampler,
+                                         fl_kwargs=self.fl_kwargs)
             self.sampler = sampler
         return run_until(self.round_game, key=key, D=D, workers=self.workers, p=p, confidence=confidence,
                          deadline=deadline, max_perms=max_perms, sampler=sampler, progress=progress, **kw)
