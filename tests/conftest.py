@@ -27,6 +27,13 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 os.environ.setdefault("SOLCX_BINARY_PATH", os.path.join(os.path.dirname(__file__), "..", ".solcx"))
+# Every test process (each pytest-xdist worker imports this file) keeps its local state
+# (deployment records, journals, the MNIST cache) in its own folder: two workers run two
+# chains with the same chain id, and must never read each other's recorded deployments.
+if "FEDCOIN_HOME" not in os.environ:
+    import tempfile
+
+    os.environ["FEDCOIN_HOME"] = tempfile.mkdtemp(prefix="fedcoin-test-home-")
 
 
 @pytest.fixture(scope="session")
