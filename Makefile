@@ -18,9 +18,12 @@ CHROMIUM := /usr/bin/chromium
 demo: setup
 	$(PY) -m fedcoin.dev.demo $(ARGS)
 
-## The whole test suite (what CI runs). The explorer's browser tests need a Chromium.
+## The whole test suite (what CI runs), on two workers: most of the end-to-end tests wait on
+## real commit/reveal windows, so a second worker overlaps them with the CPU-bound ones. Each
+## worker runs its own chains (one per module) and its own $$FEDCOIN_HOME (tests/conftest.py).
+## The explorer's browser tests need a Chromium.
 test: setup $(CHROMIUM)
-	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLC)
 
