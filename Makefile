@@ -20,7 +20,7 @@ demo: setup
 
 ## The whole test suite (what CI runs), on two workers: most of the end-to-end tests wait on
 ## real commit/reveal windows, so a second worker overlaps them with the CPU-bound ones. Each
-## worker runs its own chains (one per module) and its own $$FEDCOIN_HOME (tests/conftest.py).
+## worker runs its own chains (one per module) and its own FEDCOIN_HOME (tests/conftest.py).
 ## The explorer's browser tests need a Chromium.
 test: setup $(CHROMIUM)
 	$(PY) -m pytest -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)
