@@ -39,6 +39,7 @@ import jax
 
 from fedcoin.protocol import fixedpoint
 from fedcoin.chain import ChainError, ContractRevert, FedCoin, RoundStatus, RPCUnavailable, TaskStatus
+from fedcoin.chain.types import Verdict
 from fedcoin.protocol.constants import ZERO_HASH
 from fedcoin.protocol.commitment import commitment_hash, new_salt
 from fedcoin.protocol.posap import P_INF, SLASH_MULTIPLE
@@ -495,7 +496,16 @@ class Miner:
         fin = self.fc.round_finalized(e.task_id, e.round) if info.status == RoundStatus.FINALIZED else None
         if fin is not None:
             won = fin["winner"].lower() == self.me.lower()
-            outcome = "WON" if won else f"lost to {fin['winner'][:10]}"
+            mine = [j for j in self.fc.judged_events(e.task_id, e.round, miner=self.me)
+                    if j.block_number == fin.block_number]
+            if not mine:
+                outcome = "settled without this miner's reveal (bond forfeited)"
+            else:
+                v, reward = Verdict(mine[-1]["verdict"]), mine[-1]["reward"]
+                outcome = {Verdict.QUALIFIED: f"QUALIFIED, SapPrice share {reward} wei + bond back",
+                           Verdict.RETURNED: "beyond D: bond back, no reward",
+                           Verdict.SLASHED: f"beyond {SLASH_MULTIPLE}·D: bond slashed"}[v]
+                outcome += " (the block's representative)" if won else f" (block representative {fin['winner'][:10]})"
         elif info.status == RoundStatus.PUBLISHED:
             outcome = f"no winner: re-opened as attempt {info.attempt} with D={fixedpoint.decode(info.difficulty):.2e}"
         else:
@@ -531,7 +541,7 @@ class _Progress:
     def __init__(self, desc: str, target: float, deadline: float, *, enabled: bool):
         self.desc, self.target, self.deadline = desc, target, deadline
         self.bar = None
-        if enabled:
+        if enabled and sys.stderr.isatty():  # a log file gets the one-line summaries, not bar redraws
             from tqdm import tqdm
 
             self.bar = tqdm(total=None, desc=desc, bar_format="{desc}: {postfix}", leave=False, file=sys.stderr,

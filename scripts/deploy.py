@@ -20,6 +20,7 @@ from brownie import FedCoin, accounts, chain, network, web3
 
 from fedcoin.chain.deployment import DeployParams, record_deployment
 from fedcoin.chain.keys import KEY_ENV, KEYSTORE_ENV, load_account
+from fedcoin.protocol.constants import TX_GAS_CAP
 
 
 def _deployer():
@@ -46,7 +47,10 @@ def main():
     network.priority_fee("auto")
     deployer = _deployer()
     params = DeployParams()
-    contract = FedCoin.deploy(*params.as_args(), {"from": deployer})
+    # brownie's development networks (`--network anvil`) ask for the block gas limit, which a
+    # node enforcing EIP-7825 (`fedcoin node`) refuses: ask for the estimate plus a margin instead
+    gas = min(TX_GAS_CAP, int(FedCoin.deploy.estimate_gas(*params.as_args(), {"from": deployer}) * 1.2))
+    contract = FedCoin.deploy(*params.as_args(), {"from": deployer, "gas_limit": gas})
     if not web3.eth.get_code(contract.address):
         raise SystemExit(f"the node reports no code at {contract.address} after deployment: nothing recorded")
     path = record_deployment(chain.id, contract.address, tx_hash=contract.tx.txid, block=contract.tx.block_number,
