@@ -1,5 +1,5 @@
 """Every party a separate process with its own key, as the README's "separate parties" runs them:
-a requester (its own key; ``fedcoin withdraw`` of its refunds), the FL server (``fedcoin server``, no client key),
+a requester (its own key: `fedcoin request` deposits V, `fedcoin withdraw` collects its refunds), the FL server (``fedcoin server``, no client key),
 three data owners (``fedcoin client``, each with its own keystore and its own data folder) and
 two miners (``fedcoin mine``), through two rounds to claims and withdrawals on a real Anvil,
 with every wei accounted for and the block records audited.
@@ -121,13 +121,14 @@ def test_separate_parties_run_two_rounds_to_claims_and_withdrawals(node, tmp_pat
     t0 = time.time()
     print(f"7 keystores made (and 2 funded) through the CLI in {t0 - t_start:.0f}s")
     try:
-        # the requester deposits V from its own key; `fedcoin request` has no flags for the task's
-        # windows yet (the robust protocol sets them at createTask), so the task is created here
-        # with the requester's keystore and short windows, and the requester withdraws its refund as a process
-        requester = load_account(ks["requester"], environ={"FEDCOIN_KEYSTORE_PASSWORD": PASSWORD})
-        task = fc.as_account(requester).create_task(
-            addr["server"], [addr[c] for c in clients], 2, 3 * 10**18, registration_window=REGISTRATION,
-            commit_window=COMMIT, reveal_window=REVEAL).task_id
+        # the requester deposits V from its own key, as a process, with the task's (short) windows
+        req = fedcoin("request", *base, "--server", addr["server"], "--clients", ",".join(addr[c] for c in clients),
+                      "--value", "3ether", "--rounds", "2", "--registration-window", str(REGISTRATION),
+                      "--commit-window", str(COMMIT), "--reveal-window", str(REVEAL), env=keyed(ks["requester"]))
+        assert req.returncode == 0, req.stdout + req.stderr
+        task = int(re.search(r"task (\d+) created on", req.stdout + req.stderr).group(1))
+        t = fc.get_task(task)
+        assert (t.requester, t.budget, t.commit_window, t.reveal_window) == (addr["requester"], 3 * 10**18, COMMIT, REVEAL)
         start("server", "server", *base, "--task", str(task), "--store", store, "--data", "digits", *MODEL,
               "--val-size", "200", "--poll", "0.3", "--round-timeout", "300")
         for n in clients:
