@@ -31,9 +31,12 @@ os.environ.setdefault("SOLCX_BINARY_PATH", os.path.join(os.path.dirname(__file__
 # (deployment records, journals, the MNIST cache) in its own folder: two workers run two
 # chains with the same chain id, and must never read each other's recorded deployments.
 if "FEDCOIN_HOME" not in os.environ:
+    import atexit
+    import shutil
     import tempfile
 
     os.environ["FEDCOIN_HOME"] = tempfile.mkdtemp(prefix="fedcoin-test-home-")
+    atexit.register(shutil.rmtree, os.environ["FEDCOIN_HOME"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

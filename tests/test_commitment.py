@@ -60,3 +60,14 @@ def test_commitment_binds_every_field(h):
 def test_out_of_range_value_refused_before_hashing():
     with pytest.raises(fp.FixedPointRangeError):
         cm.commitment_hash(1, "0x" + "11" * 20, 1, 0, "0x" + "22" * 20, [fp.MAX_ABS + 1], 1, b"\x00" * 32)
+
+
+def test_claim_to_signer_inverts_sign_claim_to_and_names_no_one_for_garbage():
+    client, to, other = dev_accounts()[3], dev_accounts()[4].address, dev_accounts()[5].address
+    contract = "0x" + "11" * 20
+    sig = cm.sign_claim_to(client, 31337, contract, 2, 1, to)
+    assert cm.claim_to_signer(31337, contract, 2, 1, client.address, to, sig) == client.address
+    # the same signature over another recipient or round is someone else's (the contract reverts)
+    assert cm.claim_to_signer(31337, contract, 2, 1, client.address, other, sig) != client.address
+    assert cm.claim_to_signer(31337, contract, 2, 0, client.address, to, sig) != client.address
+    assert cm.claim_to_signer(31337, contract, 2, 1, client.address, to, b"\x00" * 65) is None

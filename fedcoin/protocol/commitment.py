@@ -129,3 +129,18 @@ def sign_claim_to(account, chain_id: int, contract: str, task_id: int, round: in
 
     inner = claim_to_inner(chain_id, contract, task_id, round, account.address, to)
     return bytes(account.sign_message(encode_defunct(primitive=inner)).signature)
+
+
+def claim_to_signer(chain_id: int, contract: str, task_id: int, round: int, client: str, to: str,
+                    signature: bytes) -> str | None:
+    """Who signed ``signature`` over ``client``'s claimTo message for (task, round, to), the
+    inverse of :func:`sign_claim_to` (what ``FedCoin.claimTo`` compares with ``client``); None
+    for a malformed signature."""
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    inner = claim_to_inner(chain_id, contract, task_id, round, client, to)
+    try:
+        return Account.recover_message(encode_defunct(primitive=inner), signature=signature)
+    except Exception:  # noqa: BLE001 - any malformed (r, s, v) recovers no one
+        return None

@@ -153,19 +153,12 @@ def relay_claim(fc, client: str, to: str, task_id: int, round: int, signature: s
         raise CollectError("--signature is not hex") from None
     if len(sig) != 65:
         raise CollectError(f"--signature must be 65 bytes (r, s, v), not {len(sig)}")
-    from eth_account import Account
-    from eth_account.messages import encode_defunct
+    from fedcoin.protocol.commitment import claim_to_signer
 
-    from fedcoin.protocol.commitment import claim_to_inner
-
-    inner = claim_to_inner(fc.chain_id, fc.address, task_id, round, client, to)
-    try:
-        signer = Account.recover_message(encode_defunct(primitive=inner), signature=sig)
-    except Exception:  # a malformed (r, s, v)
-        signer = "no address"
+    signer = claim_to_signer(fc.chain_id, fc.address, task_id, round, client, to, sig)
     if signer != client:
         raise CollectError(f"the signature is not {client}'s for task {task_id} round {round} to {to} "
-                           f"(it recovers {signer}); nothing sent")
+                           f"(it recovers {signer or 'no address'}); nothing sent")
     if fc.get_round(task_id, round).status != RoundStatus.FINALIZED:
         raise CollectError(f"task {task_id} round {round} is not finalized; nothing sent")
     if fc.is_claimed(task_id, round, client):
