@@ -6,7 +6,7 @@ import {CommitmentHash} from "./lib/CommitmentHash.sol";
 import {MerkleTree} from "./lib/MerkleTree.sol";
 import {PDistance, RevealData, Rule, Verdicts} from "./lib/PDistance.sol";
 import {PoSapMath} from "./lib/PoSapMath.sol";
-import {PoSapJudge} from "./PoSapJudge.sol";
+import {Payout, PoSapJudge} from "./PoSapJudge.sol";
 
 /// @title FedCoin: escrow, Byzantine-robust Proof-of-Shapley consensus and payouts for federated learning
 /// @notice A requester deposits a budget V for a task with a server, listed clients, R rounds and
@@ -114,6 +114,12 @@ contract FedCoin is FedCoinLedger {
     /// @param commitWindow seconds from publication to the commit deadline.
     /// @param revealWindow seconds from the commit deadline to the reveal deadline.
     /// @param claimWindow seconds after finalization during which clients may claim.
+    /// @param payment how TrainPrice is split among the round's clients: 0 `shapley` (pro rata to
+    /// the positive centre entries), 1 `data-cost` (Record-and-Reward: pro rata to the registered
+    /// n_k of every update not excluded), 2 `data-cost-gated` (pro rata to n_k among the updates
+    /// whose centre entry is > 0). See {PoSapJudge-payouts}.
+    /// @param maxDataCost the largest n_k a client may register (1..2^64-1): a cap on data-cost
+    /// inflation fixed before anyone registers.
     struct TaskConfig {
         address server;
         address[] clients;
@@ -129,6 +135,8 @@ contract FedCoin is FedCoinLedger {
         uint256 commitWindow;
         uint256 revealWindow;
         uint256 claimWindow;
+        uint8 payment;
+        uint256 maxDataCost;
     }
 
     struct Task {
@@ -149,6 +157,8 @@ contract FedCoin is FedCoinLedger {
         uint64 commitWindow;
         uint64 revealWindow;
         uint64 claimWindow;
+        uint8 payment;
+        uint64 maxDataCost;
         bytes32 clientsRoot;
         uint256 difficulty; // this task's D for its next publication
         uint256 budget;
@@ -196,6 +206,7 @@ contract FedCoin is FedCoinLedger {
         uint64 taskId;
         uint32 round;
         address winner;
+        uint8 payment;
         bytes32 centreHash;
         bytes32 winnerHash;
         bytes32 prevHash;
@@ -280,7 +291,7 @@ contract FedCoin is FedCoinLedger {
     /// @dev A hash argument is zero.
     error FedCoinEmptyHash();
     /// @dev The data cost n_k is zero.
-    error FedCoinZeroDataCost();
+    error FedCoinBadDataCost(uint256 dataCost, uint256 maxDataCost);
     /// @dev Publishing a round nobody registered in.
     error FedCoinNoRegistrations(uint256 taskId, uint256 round);
     /// @dev The exclusion list is not strictly ascending, names an index >= registered, or
@@ -342,6 +353,8 @@ contract FedCoin is FedCoinLedger {
     error FedCoinNotStalled(uint256 taskId, uint256 round, uint256 stalledAfter);
     /// @dev A constructor parameter is out of range.
     error FedCoinBadParameter(string name);
+    /// @dev The payment rule is not 0..2 or maxDataCost is not in 1..2^64-1.
+    error FedCoinBadPayment(uint8 payment, uint256 maxDataCost);
 
     // ------------------------------------------------------------------ events
 
@@ -368,7 +381,9 @@ contract FedCoin is FedCoinLedger {
         uint256 registrationWindow,
         uint256 commitWindow,
         uint256 revealWindow,
-        uint256 claimWindow
+        uint256 claimWindow,
+        uint8 payment,
+        uint256 maxDataCost
     );
     /// @notice The server accepted the task.
     event TaskAccepted(uint256 indexed taskId, address indexed server);
@@ -469,6 +484,7 @@ contract FedCoin is FedCoinLedger {
         uint256 indexed taskId,
         uint256 round,
         address winner,
+        uint8 payment,
         bytes32 centreHash,
         bytes32 winnerHash,
         bytes32 prevHash,
@@ -569,6 +585,8 @@ contract FedCoin is FedCoinLedger {
         t.commitWindow = uint64(cfg.commitWindow);
         t.revealWindow = uint64(cfg.revealWindow);
         t.claimWindow = uint64(cfg.claimWindow);
+        t.payment = cfg.payment;
+        t.maxDataCost = uint64(cfg.maxDataCost);
         t.clientsRoot = root;
         t.difficulty = cfg.difficulty;
         t.budget = msg.value;
@@ -583,7 +601,9 @@ contract FedCoin is FedCoinLedger {
             cfg.registrationWindow,
             cfg.commitWindow,
             cfg.revealWindow,
-            cfg.claimWindow
+            cfg.claimWindow,
+            cfg.payment,
+            cfg.maxDataCost
         );
     }
 
@@ -634,7 +654,7 @@ contract FedCoin is FedCoinLedger {
     /// @param round must be the task's current round.
     /// @param updateHash hash of the serialized update bytes (non-zero).
     /// @param locator where the update can be fetched (CID or store key); emitted only.
-    /// @param dataCost the client's data size n_k (non-zero).
+    /// @param dataCost the client's data size n_k (1..the task's maxDataCost).
     /// @param proof the client's Merkle proof in the task's client tree.
     function registerUpdate(
         uint256 taskId,
@@ -653,11 +673,11 @@ contract FedCoin is FedCoinLedger {
         }
         if (_registered[taskId][round][msg.sender]) revert FedCoinAlreadyRegistered(taskId, round, msg.sender);
         if (updateHash == bytes32(0)) revert FedCoinEmptyHash();
-        if (dataCost == 0) revert FedCoinZeroDataCost();
+        if (dataCost == 0 || dataCost > t.maxDataCost) revert FedCoinBadDataCost(dataCost, t.maxDataCost);
         _registered[taskId][round][msg.sender] = true;
         uint256 index = r.registered;
         r.registered = uint32(index + 1);
-        r.registrationAcc = CommitmentHash.registrationLink(r.registrationAcc, msg.sender);
+        r.registrationAcc = CommitmentHash.registrationLink(r.registrationAcc, msg.sender, dataCost);
         emit UpdateRegistered(taskId, round, msg.sender, index, updateHash, locator, dataCost);
     }
 
@@ -774,7 +794,7 @@ contract FedCoin is FedCoinLedger {
     }
 
     /// @notice Settle the round's current attempt after its reveal deadline (anyone may call).
-    /// @dev Pass the registered clients in registration order (from {UpdateRegistered}), every
+    /// @dev Pass the registered clients and their data costs in registration order (from {UpdateRegistered}), every
     /// reveal of the attempt in reveal order (from {Revealed}) — both checked against rolling
     /// hashes — and the centre: the per-coordinate stake-weighted lower median of the reveals
     /// (weights = bonds, read from storage), verified here in O(K * M) and unique, so the caller
@@ -783,31 +803,36 @@ contract FedCoin is FedCoinLedger {
     /// for a relative D). Then: qualifying miners share SapPrice pro rata to bond and get their
     /// bond back; reveals within SLASH_MULTIPLE * D get their bond back; the rest and the
     /// non-reveals forfeit their bonds to the requester; the server is credited ComPrice;
-    /// clients with c_k > 0 share TrainPrice pro rata (dust to the requester); a PoSap block is
+    /// clients share TrainPrice by the task's payment rule ({PoSapJudge-payouts}; dust to the
+    /// requester); a PoSap block is
     /// appended and, with at least two qualifying stakes, the task's D adjusts. Without
     /// consensus every revealed bond is returned, unrevealed ones are forfeited, and the round
     /// re-opens with D doubled (at most MAX_REOPENS times, and not past {stalledAfter}), else it
     /// is abandoned with its whole price refunded to the requester.
     /// @param clients registered clients in registration order.
+    /// @param dataCosts their registered n_k, in the same order.
     /// @param reveals the attempt's reveals in reveal order.
     /// @param centre the consensus centre (length K; ignored when there are no reveals).
     function finalize(
         uint256 taskId,
         uint256 round,
         address[] calldata clients,
+        uint256[] calldata dataCosts,
         RevealData[] calldata reveals,
         int256[] calldata centre
     ) external {
         Task storage t = _taskIn(taskId, TaskStatus.Accepted);
         Round storage r = _roundIn(taskId, round, t, RoundStatus.Published);
         if (block.timestamp <= r.revealDeadline) revert FedCoinRevealWindowOpen(taskId, round, r.revealDeadline);
-        _checkClients(taskId, round, r, clients);
+        // One hash over (client, n_k) in registration order: a list of another length, order or
+        // data cost cannot match without a keccak collision, so no separate length check.
+        if (judge.registrationAcc(clients, dataCosts) != r.registrationAcc) revert FedCoinClientsMismatch(taskId, round);
         _checkReveals(taskId, round, r, reveals);
         if (reveals.length > 0) {
             if (centre.length != clients.length) revert FedCoinWrongVectorLength(centre.length, clients.length);
             Judgement memory j = _judge(taskId, round, r, reveals, centre);
             if (j.qualified > 0) {
-                _settle(taskId, round, t, r, clients, reveals, centre, j);
+                _settle(taskId, round, t, r, clients, dataCosts, reveals, centre, j);
                 return;
             }
             _returnRevealed(taskId, t, r, reveals, j.bonds);
@@ -948,7 +973,8 @@ contract FedCoin is FedCoinLedger {
     /// @dev The task's D, p and windows within the contract-wide bounds ({PoSapJudge-checkConfig}).
     function _checkConfig(TaskConfig calldata cfg) private view {
         uint256[4] memory windows = [cfg.registrationWindow, cfg.commitWindow, cfg.revealWindow, cfg.claimWindow];
-        uint256 code = judge.checkConfig(cfg.difficulty, cfg.p, cfg.relative, windows);
+        uint256 code = judge.checkConfig(cfg.difficulty, cfg.p, cfg.relative, windows, cfg.payment, cfg.maxDataCost);
+        if (code == 7) revert FedCoinBadPayment(cfg.payment, cfg.maxDataCost);
         if (code == 1) revert FedCoinBadDifficulty(cfg.difficulty, cfg.relative);
         if (code == 2) revert FedCoinBadP(cfg.p);
         if (code >= 3) revert FedCoinBadWindow(uint8(code - 3), windows[code - 3]);
@@ -1073,16 +1099,6 @@ contract FedCoin is FedCoinLedger {
         _credit(out, taskId, smallest, CreditReason.BondReturned);
     }
 
-    /// @dev Checks `clients` against the round's registration count and rolling hash.
-    function _checkClients(uint256 taskId, uint256 round, Round storage r, address[] calldata clients) private view {
-        if (clients.length != r.registered) revert FedCoinClientsMismatch(taskId, round);
-        bytes32 acc = bytes32(0);
-        for (uint256 i; i < clients.length; ++i) {
-            acc = CommitmentHash.registrationLink(acc, clients[i]);
-        }
-        if (acc != r.registrationAcc) revert FedCoinClientsMismatch(taskId, round);
-    }
-
     /// @dev Checks `reveals` against the attempt's reveal count and rolling hash.
     function _checkReveals(uint256 taskId, uint256 round, Round storage r, RevealData[] calldata reveals)
         private
@@ -1150,6 +1166,7 @@ contract FedCoin is FedCoinLedger {
         Task storage t,
         Round storage r,
         address[] calldata clients,
+        uint256[] calldata dataCosts,
         RevealData[] calldata reveals,
         int256[] calldata centre,
         Judgement memory j
@@ -1159,7 +1176,7 @@ contract FedCoin is FedCoinLedger {
         s.winner = reveals[j.best].miner;
         s.winnerHash = CommitmentHash.vectorHash(reveals[j.best].values);
         s.centreHash = CommitmentHash.vectorHash(centre);
-        uint256[] memory amounts = _payouts(taskId, round, clients, centre, s);
+        uint256[] memory amounts = _payouts(taskId, round, t.payment, clients, dataCosts, centre, s);
         _allocate(taskId, round, t, r, reveals, j, s);
         _record(taskId, round, r, centre, amounts, s);
         if (j.qualified >= 2) _adjustDifficulty(taskId, round, t, j.lastQualifiedAt - r.publishedAt);
@@ -1204,7 +1221,7 @@ contract FedCoin is FedCoinLedger {
         uint256[] memory amounts,
         Settlement memory s
     ) private {
-        uint256 height = _appendBlock(taskId, round, r.difficulty, s);
+        uint256 height = _appendBlock(taskId, round, r.difficulty, _tasks[taskId].payment, s);
         emit RoundFinalized(taskId, round, s.winner, height, s.root, centre, amounts);
     }
 
@@ -1261,32 +1278,39 @@ contract FedCoin is FedCoinLedger {
         _releaseBonds(returned);
     }
 
-    /// @dev Client amounts from {PoSapJudge-payouts}; the dust (or all of train when no entry is
-    /// positive) goes to s.refund (the requester); s.root is the payout root (zero when none is positive).
+    /// @dev Client amounts from {PoSapJudge-payouts} under the task's rule (the round's exclusion
+    /// bitmap words go along for `data-cost`); the dust (or all of train when no client has
+    /// weight) goes to s.refund (the requester); s.root is the payout root (zero when none is paid).
     function _payouts(
         uint256 taskId,
         uint256 round,
+        uint8 payment,
         address[] calldata clients,
+        uint256[] calldata dataCosts,
         int256[] calldata centre,
         Settlement memory s
     ) private view returns (uint256[] memory amounts) {
-        (amounts, s.paid, s.root) = judge.payouts(taskId, round, clients, centre, s.train);
+        uint256[] memory words = new uint256[]((clients.length + 255) >> 8);
+        for (uint256 i; i < words.length; ++i) words[i] = _excluded[taskId][round][i];
+        (amounts, s.paid, s.root) =
+            judge.payouts(Payout(taskId, round, payment, s.train), clients, dataCosts, words, centre);
         s.refund = s.train - s.paid;
     }
 
     /// @dev Appends the PoSap block record of a settled round and emits {PoSapBlock}.
-    function _appendBlock(uint256 taskId, uint256 round, uint256 d, Settlement memory s)
+    function _appendBlock(uint256 taskId, uint256 round, uint256 d, uint8 payment, Settlement memory s)
         private
         returns (uint256 height)
     {
         height = blockCount;
         bytes32 prev = lastRecordHash;
         bytes32 recordHash =
-            PoSapMath.recordHash(height, taskId, round, s.winner, s.centreHash, s.winnerHash, prev, d, s.root);
+            PoSapMath.recordHash(height, taskId, round, s.winner, s.centreHash, s.winnerHash, prev, d, s.root, payment);
         _blocks[height] = BlockRecord({
             taskId: uint64(taskId),
             round: uint32(round),
             winner: s.winner,
+            payment: payment,
             centreHash: s.centreHash,
             winnerHash: s.winnerHash,
             prevHash: prev,
@@ -1296,7 +1320,7 @@ contract FedCoin is FedCoinLedger {
         });
         blockCount = height + 1;
         lastRecordHash = recordHash;
-        emit PoSapBlock(height, taskId, round, s.winner, s.centreHash, s.winnerHash, prev, d, s.root, recordHash);
+        emit PoSapBlock(height, taskId, round, s.winner, payment, s.centreHash, s.winnerHash, prev, d, s.root, recordHash);
     }
 
     /// @dev Sets the task's D by {PoSapMath-nextDifficulty} and emits {DifficultyAdjusted}.

@@ -6,7 +6,16 @@ import {MerkleTree} from "./lib/MerkleTree.sol";
 import {PDistance, RevealData, Rule, Verdicts} from "./lib/PDistance.sol";
 import {PoSapMath} from "./lib/PoSapMath.sol";
 
-/// @title PoSapJudge: FedCoin's stateless verifier of a round's centre, distances and payouts
+/// @notice The round-level inputs of {PoSapJudge-payouts}: which round, the task's payment rule
+/// ({PoSapMath-PAY_SHAPLEY} …) and the round's TrainPrice.
+struct Payout {
+    uint256 taskId;
+    uint256 round;
+    uint8 payment;
+    uint256 train;
+}
+
+/// @title PoSapJudge: FedCoin's stateless verifier of a round's centre, distances, registrations and payouts
 /// @notice Pure functions only; holds no money and no state. FedCoin's constructor creates its
 /// own PoSapJudge (`FedCoin.judge`, an immutable) and calls it with STATICCALL from finalize, so
 /// the money stays in one contract while FedCoin's runtime code stays under EIP-170's 24,576
@@ -61,25 +70,69 @@ contract PoSapJudge {
         }
     }
 
-    /// @notice Client amounts ({PoSapMath-clientAmount}): train * c_k / sum(positive c) for
-    /// c_k > 0, else 0, their sum and the payout Merkle root (zero when no entry is positive).
-    function payouts(uint256 taskId, uint256 round, address[] calldata clients, int256[] calldata centre, uint256 train)
+    /// @notice Client amounts under the task's payment rule, their sum and the payout Merkle root
+    /// (zero when nobody is paid). Each client k has a weight w_k and gets train * w_k / sum(w)
+    /// (floor; {PoSapMath-payoutWeight}): `shapley` w_k = max(c_k, 0); `data-cost` w_k = n_k unless
+    /// k is excluded (bit k of `excludedWords`); `data-cost-gated` w_k = n_k where c_k > 0, else 0.
+    /// Excluded clients carry 0 in every reveal, hence in the centre, so no rule pays them.
+    /// @param clients the round's registered clients, @param dataCosts their n_k, in registration order.
+    /// @param excludedWords the round's exclusion bitmap, 256 registration indices per word.
+    function payouts(
+        Payout calldata pay,
+        address[] calldata clients,
+        uint256[] calldata dataCosts,
+        uint256[] calldata excludedWords,
+        int256[] calldata centre
+    ) external pure returns (uint256[] memory amounts, uint256 paid, bytes32 root) {
+        uint256 total;
+        (amounts, total) = _weights(pay.payment, dataCosts, excludedWords, centre);
+        if (total == 0) return (new uint256[](clients.length), 0, bytes32(0));
+        for (uint256 j; j < amounts.length; ++j) {
+            amounts[j] = pay.train * amounts[j] / total; // weight -> amount, in place
+            paid += amounts[j];
+        }
+        root = _payoutRoot(pay.taskId, pay.round, clients, amounts);
+    }
+
+    function _payoutRoot(uint256 taskId, uint256 round, address[] calldata clients, uint256[] memory amounts)
+        private
+        pure
+        returns (bytes32)
+    {
+        bytes32[] memory leaves = new bytes32[](amounts.length);
+        for (uint256 j; j < amounts.length; ++j) {
+            leaves[j] = MerkleTree.payoutLeaf(taskId, round, clients[j], amounts[j]);
+        }
+        return MerkleTree.rootInPlace(leaves);
+    }
+
+    function _weights(
+        uint8 payment,
+        uint256[] calldata dataCosts,
+        uint256[] calldata excludedWords,
+        int256[] calldata centre
+    ) private pure returns (uint256[] memory w, uint256 total) {
+        uint256 k = centre.length;
+        w = new uint256[](k);
+        for (uint256 j; j < k; ++j) {
+            bool excluded = (excludedWords[j >> 8] >> (j & 255)) & 1 == 1;
+            w[j] = PoSapMath.payoutWeight(payment, centre[j], dataCosts[j], excluded);
+            total += w[j];
+        }
+    }
+
+    /// @notice The rolling registration hash ({CommitmentHash-registrationLink}) of `clients` with
+    /// their data costs, in registration order; zero for an empty list or mismatched lengths
+    /// never equals a non-empty round's hash (keccak has no known zero preimage).
+    function registrationAcc(address[] calldata clients, uint256[] calldata dataCosts)
         external
         pure
-        returns (uint256[] memory amounts, uint256 paid, bytes32 root)
+        returns (bytes32 acc)
     {
-        uint256 k = clients.length;
-        amounts = new uint256[](k);
-        uint256 positive = PoSapMath.positiveTotal(centre);
-        if (positive == 0) return (amounts, 0, bytes32(0));
-        bytes32[] memory leaves = new bytes32[](k);
-        for (uint256 j; j < k; ++j) {
-            uint256 a = PoSapMath.clientAmount(train, centre[j], positive);
-            amounts[j] = a;
-            paid += a;
-            leaves[j] = MerkleTree.payoutLeaf(taskId, round, clients[j], a);
+        if (clients.length != dataCosts.length) return bytes32(0);
+        for (uint256 i; i < clients.length; ++i) {
+            acc = CommitmentHash.registrationLink(acc, clients[i], dataCosts[i]);
         }
-        root = MerkleTree.rootInPlace(leaves);
     }
 
     /// @notice The client-list Merkle root (leaf {MerkleTree-clientLeaf}) and the first fault:
@@ -106,12 +159,17 @@ contract PoSapJudge {
 
     /// @notice The first fault of a task's consensus parameters: 0 none, 1 D outside
     /// 1..{PoSapMath-difficultyCeiling}, 2 p not 1/2/255, 3 + i window i (registration, commit,
-    /// reveal, claim) outside [MIN_WINDOW, MAX_WINDOW] ([MIN_CLAIM_WINDOW, MAX_CLAIM_WINDOW] for claim).
-    function checkConfig(uint256 difficulty, uint8 p, bool relative, uint256[4] calldata windows)
-        external
-        pure
-        returns (uint256)
-    {
+    /// reveal, claim) outside [MIN_WINDOW, MAX_WINDOW] ([MIN_CLAIM_WINDOW, MAX_CLAIM_WINDOW] for claim),
+    /// 7 a payment rule above {PoSapMath-PAY_DATA_COST_GATED} or maxDataCost outside 1..2^64-1.
+    function checkConfig(
+        uint256 difficulty,
+        uint8 p,
+        bool relative,
+        uint256[4] calldata windows,
+        uint8 payment,
+        uint256 maxDataCost
+    ) external pure returns (uint256) {
+        if (payment > PoSapMath.PAY_DATA_COST_GATED || maxDataCost == 0 || maxDataCost >= 2 ** 64) return 7;
         if (difficulty == 0 || difficulty > PoSapMath.difficultyCeiling(relative)) return 1;
         if (!PDistance.isSupported(p)) return 2;
         for (uint256 i; i < 4; ++i) {

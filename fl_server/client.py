@@ -44,6 +44,8 @@ from fedcoin.content.spec import TaskSpec, parse
 from fedcoin.content.store import ContentStore, content_hash
 from fedcoin.ml import fedavg as fedavg_rule
 from fedcoin.ml.models import Arch, Params, init_params
+from fedcoin.content.checks import declaration_metadata
+from fedcoin.ml.csves import declared_classes
 from fedcoin.ml.serialization import params_from_bytes, params_to_bytes
 
 from .data import Dataset
@@ -183,11 +185,14 @@ class DataOwner:
         return self._models[rnd]
 
     def train(self, rnd: int, w: Params) -> bytes:
-        """Δ = local_sgd(w) − w as safetensors bytes (deterministic in (key, rnd, w, data))."""
+        """Δ = local_sgd(w) − w as safetensors bytes (deterministic in (key, rnd, w, data)), with
+        this client's declared classes in the blob's metadata (Record-and-Reward's Alg. 1: c_i = 1
+        iff it holds class i; the CSVES gate samples its validation rows from them)."""
         c = self.training
         local = local_sgd(self.arch, w, self._x, self._y, jnp.int32(self.n_k), jnp.float32(c.lr),
                           key=fedavg_rule.round_key(self.key, rnd), steps=c.local_steps, batch_size=c.batch_size)
-        return params_to_bytes({k: np.asarray(local[k] - w[k]) for k in w})
+        classes = declared_classes(np.asarray(self.data.y), self.arch.sizes[-1])
+        return params_to_bytes({k: np.asarray(local[k] - w[k]) for k in w}, declaration_metadata(classes))
 
     # ------------------------------------------------------------------ chain actions
 

@@ -95,6 +95,9 @@ class ServerConfig:
         val_size: rows of the validation set published for the Shapley utility (0 = all).
         poll_interval: seconds between chain polls while waiting for a round to settle.
         round_timeout: give up waiting for a round after this many seconds (None: never).
+        csves: a CSVES gate for every round (``"th"``, ``"tr"``, ``"th+tr"``; None: none),
+            with ``csves_m`` validation rows per declared class and threshold ``csves_tau``
+            (the paper: 0.1); see :mod:`fedcoin.content.checks` and docs/rr.md.
     """
 
     data: str = "mnist"
@@ -110,6 +113,9 @@ class ServerConfig:
     val_size: int = 1000
     poll_interval: float = 2.0
     round_timeout: float | None = None
+    csves: str | None = None
+    csves_m: int = 10
+    csves_tau: float = 0.1
 
 
 class ServerHooks:
@@ -383,8 +389,16 @@ class FLServer:
         regs = self.registered_updates(rnd)
         if not regs:
             raise ServerError(f"no update is registered for round {rnd}; nothing to publish")
+        gate = None
+        if self.config.csves:
+            c = checks.Csves.for_round(self.config.csves, m=self.config.csves_m, tau=self.config.csves_tau,
+                                       chain_id=self.fc.chain_id, contract=self.fc.address, task_id=self.task_id,
+                                       round=rnd)
+            gate = checks.CsvesContext(c, {k: np.asarray(v) for k, v in w.items()}, np.asarray(self.val.x),
+                                       np.asarray(self.val.y), self.arch.sizes[-1])
         verdicts = checks.check_registrations(
-            self.store, self.arch, checks.registrations_from_events(self.fc.registrations(self.task_id, rnd)))
+            self.store, self.arch, checks.registrations_from_events(self.fc.registrations(self.task_id, rnd)),
+            csves=gate)
         if not verdicts.included:
             raise ServerError(f"round {rnd}: every registered update fails the checks "
                               f"({', '.join(f'#{e.index} {e.reason}' for e in verdicts.excluded)}); nothing to value")
@@ -397,6 +411,7 @@ class FLServer:
             global_model=(g_hash, g_loc), updates=regs, validation=(v_hash, v_loc), validation_n=len(self.val),
             aggregation=self.config.aggregation, metric=self.config.metric,
             excluded=[(e.index, e.reason) for e in verdicts.excluded],
+            payment=self.fc.payment_rule(self.task_id), csves=gate.csves.to_json() if gate else None,
         )
 
     def _publish(self, rnd: int, w: Params, rep: RoundReport) -> None:

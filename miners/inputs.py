@@ -8,9 +8,12 @@ Every byte a miner computes on is checked against a hash that the chain vouches 
   locator, n_k, in registration order), so a server cannot substitute or reorder updates;
 * each update blob against its registered hash, and the global model and validation set
   against the hashes in the (already verified) spec;
+* the spec's payment rule against the task's on-chain rule, and a CSVES gate's seed against
+  :func:`fedcoin.content.checks.csves_seed` of the round (nobody may choose it);
 * the spec's exclusion list against this miner's own run of the deterministic checks of
   :mod:`fedcoin.content.checks` (so a server can neither exclude a valid update nor include a
-  NaN, a wrong shape or an out-of-range data cost). ``unavailable`` is the one verdict taken
+  NaN, a wrong shape, an out-of-range data cost or, under a CSVES gate, an update whose
+  recomputed class-sampled error is not below τ). ``unavailable`` is the one verdict taken
   from the server as given (a miner cannot tell a lying server from a missing upload).
 
 The game is built over the included updates only; :meth:`RoundInputs.expand` puts their
@@ -114,11 +117,27 @@ def load_round(fc, store: ContentStore, task_id: int, round: int) -> RoundInputs
     if dict(spec.checks) != specs.default_checks():
         raise TaskRefused(f"task spec {spec_locator} uses check bounds {spec.checks}, this miner applies "
                           f"{specs.default_checks()}")
+    rule = fc.payment_rule(task_id)
+    if spec.payment != rule:
+        raise TaskRefused(f"task spec {spec_locator} says payment {spec.payment!r}, the task's on-chain rule is {rule!r}")
     arch = spec.model_arch
+    try:
+        w_t = params_from_bytes(_fetch(store, "global model", spec.global_model.locator, spec.global_model.hash), arch)
+        x, y = dataset_from_bytes(_fetch(store, "validation set", spec.validation.locator, spec.validation.hash))
+    except SerializationError as e:
+        raise TaskRefused(f"a blob of task {task_id} round {round} does not decode: {e}") from e
+    gate = None
+    if spec.csves is not None:
+        c = checks.Csves.from_json(spec.csves)
+        want = checks.csves_seed(fc.chain_id, fc.address, task_id, round)
+        if c.seed != want:
+            raise TaskRefused(f"task spec {spec_locator}: CSVES seed 0x{c.seed.hex()} is not the round's "
+                              f"0x{want.hex()} (the seed is derived, never chosen)")
+        gate = checks.CsvesContext(c, w_t, x, y, arch.sizes[-1])
     listed = {e.index: e.reason for e in spec.excluded}
     verdicts = checks.check_registrations(
         store, arch, checks.registrations_from_events(regs),
-        unavailable=lambda r: listed.get(r.index) == "unavailable",
+        unavailable=lambda r: listed.get(r.index) == "unavailable", csves=gate,
     )
     mine = {e.index: e.reason for e in verdicts.excluded}
     if mine != listed:
@@ -136,11 +155,6 @@ def load_round(fc, store: ContentStore, task_id: int, round: int) -> RoundInputs
         raise TaskRefused(f"the exclusions published on chain {list(on_chain_excluded)} differ from the spec's "
                           f"{list(spec.excluded_indices)}")
     included = verdicts.included
-    try:
-        w_t = params_from_bytes(_fetch(store, "global model", spec.global_model.locator, spec.global_model.hash), arch)
-        x, y = dataset_from_bytes(_fetch(store, "validation set", spec.validation.locator, spec.validation.hash))
-    except SerializationError as e:
-        raise TaskRefused(f"a blob of task {task_id} round {round} does not decode: {e}") from e
     if x.shape[0] != spec.validation_n:
         raise TaskRefused(f"validation set has {x.shape[0]} rows, the spec says {spec.validation_n}")
     stacked = {name: np.stack([verdicts.updates[i][name] for i in included]) for name in Arch.shapes(arch)}

@@ -47,8 +47,9 @@ def new_task(fc, a, rounds=1, value=10**18, clients=None, **overrides):
 
 
 def play_round(w3, fc, a, task_id, rnd, vectors, iterations, *, reveal_mask=None, bonds=None, register=True,
-               ledger=None, miners=None, excluded=()):
-    """Register every client (unless ``register`` is False), publish (with ``excluded``), and
+               ledger=None, miners=None, excluded=(), data_costs=None):
+    """Register every client (unless ``register`` is False; client j declares
+    ``data_costs[j]``, default 100), publish (with ``excluded``), and
     miner i (of ``miners``, default ``a.miners``) commits ``vectors[i]`` with bond
     ``bonds.get(i, minBond)``; miners with a false ``reveal_mask`` entry never reveal. Time is
     then past the reveal deadline. Every transaction is recorded in ``ledger`` when one is given.
@@ -56,8 +57,9 @@ def play_round(w3, fc, a, task_id, rnd, vectors, iterations, *, reveal_mask=None
     track = ledger.tx if ledger is not None else _untracked
     miners = a.miners if miners is None else miners
     if register:
-        for c in a.clients:
-            track(c, fc.as_account(c).register_update(task_id, rnd, bytes([rnd + 1]) * 32, f"cid-{c.address}", 100))
+        for j, c in enumerate(a.clients):
+            n = 100 if data_costs is None else data_costs[j]
+            track(c, fc.as_account(c).register_update(task_id, rnd, bytes([rnd + 1]) * 32, f"cid-{c.address}", n))
         track(a.server, fc.as_account(a.server).publish_shapley_task(task_id, rnd, b"\x05" * 32, "spec",
                                                                      excluded=excluded))
     salts = []

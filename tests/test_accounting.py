@@ -105,8 +105,23 @@ def test_payout_table_lists_each_client_centre_and_amount(env):
     assert [r.centre for r in rows] == [0.5, 0.25, -0.1]
     assert [r.amount for r in rows] == [train * 2 // 3, train // 3, 0]
     assert [r.claimed for r in rows] == [False, True, False]
+    assert [(r.n_k, r.check) for r in rows] == [(100, "ok")] * 3
     text = accounting.format_payout_table(rows, labels={a.clients[0].address: "T0"})
-    assert "T0" in text and f"{train * 2 // 3}" in text and "0.500000" in text
+    assert "T0" in text and f"{train * 2 // 3}" in text and "0.500000" in text and "n_k" in text
+
+
+def test_payout_table_shows_n_and_the_exclusion_of_a_data_cost_task(env):
+    w3, fc, a = env
+    tid = new_task(fc, a, 1, payment="data-cost")
+    vs = [vec([0.5, 0.0, -0.1])] * 2
+    play_round(w3, fc, a, tid, 0, vs, [10, 10], data_costs=[30, 70, 100], excluded=(1,))
+    finalize(fc, a, tid, 0)
+    rows = payout_table(fc, tid)
+    train, _, _ = posap.round_prices(V, 1, 0)
+    assert [(r.n_k, r.check) for r in rows] == [(30, "ok"), (70, "excluded"), (100, "ok")]
+    # data-cost pays the harmful client 2 (c = -0.1) by its n; the excluded one nothing
+    assert [r.amount for r in rows] == [train * 30 // 130, 0, train * 100 // 130]
+    assert "excluded" in accounting.format_payout_table(rows)
 
 
 def test_unaccepted_task_is_refunded_in_full(env):

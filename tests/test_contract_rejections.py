@@ -171,7 +171,7 @@ def test_register_rejections(env):
             proof=fc.client_proof(tid, A.clients[0].address)), "FedCoinNotListedClient", (A.outsider.address,))
     rejects(fc, [tid], lambda: c0.register_update(tid, 1, b"\x01" * 32, "l", 1), "FedCoinWrongRound", (tid, 0, 1))
     rejects(fc, [tid], lambda: c0.register_update(tid, 0, b"\x00" * 32, "l", 1), "FedCoinEmptyHash", ())
-    rejects(fc, [tid], lambda: c0.register_update(tid, 0, b"\x01" * 32, "l", 0), "FedCoinZeroDataCost", ())
+    rejects(fc, [tid], lambda: c0.register_update(tid, 0, b"\x01" * 32, "l", 0), "FedCoinBadDataCost", (0, 2**64 - 1))
     c0.register_update(tid, 0, b"\x01" * 32, "l", 1)
     rejects(fc, [tid], lambda: c0.register_update(tid, 0, b"\x03" * 32, "l", 1), "FedCoinAlreadyRegistered",
             (tid, 0, A.clients[0].address))

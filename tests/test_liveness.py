@@ -49,7 +49,7 @@ class Party:
     """A task on its own contract, with a store, a journal and miner processes."""
 
     def __init__(self, url: str, tmp: Path, *, n_clients: int, server_keys: int, rounds: int = 1,
-                 commit_window: int = 25, reveal_window: int = 20):
+                 commit_window: int = 25, reveal_window: int = 20, config: ServerConfig = CONFIG, **task):
         self.url, self.tmp = url, tmp
         self.w3 = connect(url)
         acc = dev_accounts()
@@ -57,14 +57,14 @@ class Party:
         self.fc = FedCoin.deploy(self.w3, self.requester, default_params())
         self.task = self.fc.create_task(self.server.address, [c.address for c in self.clients], rounds, ETH,
                                         registration_window=60, commit_window=commit_window,
-                                        reveal_window=reveal_window).task_id
+                                        reveal_window=reveal_window, **task).task_id
         self.fc.as_account(self.server).accept_task(self.task)
         self.store_dir = tmp / "store"
         self.store = LocalStore(self.store_dir)
         self.journal = tmp / "journal"
         listed = self.fc.task_clients(self.task)  # ascending, as the contract lists them
         self.listed = [next(c for c in self.clients if c.address == a) for a in listed]
-        self.srv = FLServer(self.fc.as_account(self.server), self.task, self.listed[:server_keys], self.store, CONFIG,
+        self.srv = FLServer(self.fc.as_account(self.server), self.task, self.listed[:server_keys], self.store, config,
                             splits=load_digits())
         self.procs: list[subprocess.Popen] = []
         self.errors: list[BaseException] = []
@@ -111,7 +111,7 @@ def _blob(params) -> bytes:
 
 
 def test_hostile_clients_are_excluded_and_the_round_settles_paying_the_others(node, tmp_path):
-    """A NaN update, an unavailable blob, a wrong-shape update and dataCost = 2^255, each registered
+    """A NaN update, an unavailable blob, a wrong-shape update and dataCost = 1e12, each registered
     by its own client: the spec excludes each with its reason, both miners mine the rest, the
     round settles, the bad clients get nothing and the honest ones are paid."""
     p = Party(node.url, tmp_path, n_clients=6, server_keys=2)
@@ -126,7 +126,8 @@ def test_hostile_clients_are_excluded_and_the_round_settles_paying_the_others(no
             "non-finite": (_blob(nan), 40),
             "unavailable": (b"never uploaded", 40),
             "undecodable": (_blob(wrong), 40),
-            "data-cost-out-of-range": (_blob(small), 2**255),
+            # above the off-chain bound (1e9) but under the task's on-chain cap (2^64 - 1)
+            "data-cost-out-of-range": (_blob(small), 10**12),
         }
         for client, (reason, (blob, n_k)) in zip(bad, blobs.items()):
             h = content_hash(blob)
@@ -151,6 +152,65 @@ def test_hostile_clients_are_excluded_and_the_round_settles_paying_the_others(no
         acc = task_accounting(p.fc, p.task)
         assert acc.unaccounted == 0 and audit(p.fc).ok
         print(f"excluded {got}; honest amounts {[amounts[c.address] for c in honest]}")
+    finally:
+        p.close()
+
+
+def test_a_faulty_client_under_data_cost_gated_with_csves_th_is_excluded_and_the_others_paid_by_n(node, tmp_path):
+    """Record-and-Reward's design on the robust protocol: a task paying ``data-cost-gated``, the
+    server gating each round with CSVES-Th (τ = 0.6: on digits with 20 local steps honest clients
+    reach 0.07-0.30 on their class-sampled rows, a label-permuted one 0.70-0.90), three honest
+    simulated clients and one faulty client (its own key, labels permuted at random, classes
+    declared honestly). The spec excludes the faulty update as ``csves-th``; both miner processes
+    recompute the verdicts, agree and mine; the round pays the others pro rata to n_k and the
+    faulty client nothing; every wei is accounted for and the audit holds."""
+    import jax
+    import jax.numpy as jnp
+
+    from fedcoin.content import checks
+    from fedcoin.ml.csves import declared_classes
+    from fedcoin.protocol import posap
+    from fl_server.fedavg import local_sgd
+
+    cfg = ServerConfig(**{**CONFIG.__dict__, "csves": "th", "csves_tau": 0.6, "local_steps": 20})
+    p = Party(node.url, tmp_path, n_clients=4, server_keys=3, config=cfg, payment="data-cost-gated")
+    try:
+        honest, faulty = p.listed[:3], p.listed[3]
+        data = p.srv.partition.clients[0].data  # a full-class share, its labels permuted
+        y = np.random.default_rng(5).permutation(10)[np.asarray(data.y)]
+        w0 = p.srv.global_model(0)
+        local = local_sgd(ARCH, w0, jnp.asarray(data.x), jnp.asarray(y), jnp.int32(len(y)), jnp.float32(0.5),
+                          key=jax.random.key(9), steps=20, batch_size=10)
+        blob = params_to_bytes({k: np.asarray(local[k] - w0[k]) for k in w0},
+                               checks.declaration_metadata(declared_classes(np.asarray(data.y), 10)))
+        p.fc.as_account(faulty).register_update(p.task, 0, content_hash(blob), p.store.put(blob), len(y))
+        for m, name in zip(p.miners[:2], ("m1", "m2")):
+            p.miner(m, name)
+        server = p.serve()
+        server.join(timeout=cfg.round_timeout)
+        assert not p.errors, p.errors
+        spec = parse(p.store.get(p.fc.published_events(p.task, 0)[-1]["specLocator"], p.fc.get_round(p.task, 0).spec_hash))
+        assert spec.payment == "data-cost-gated" and spec.csves["gate"] == "th"
+        assert {spec.updates[e.index].client: e.reason for e in spec.excluded} == {faulty.address: "csves-th"}
+        fin = p.fc.round_finalized(p.task, 0)
+        assert fin is not None, p.log("m1")
+        order = p.fc.registered_clients(p.task, 0)
+        amounts = dict(zip(order, fin["amounts"]))
+        train = p.fc.round_prices(p.task, 0)[0]
+        want, _ = posap.client_payouts(train, list(fin["centre"]), payment="data-cost-gated",
+                                       data_costs=p.fc.data_costs(p.task, 0), excluded=spec.excluded_indices)
+        assert list(fin["amounts"]) == want
+        assert amounts[faulty.address] == 0
+        paid = [c for c in honest if amounts[c.address] > 0]
+        assert paid, amounts
+        n = dict(zip(order, p.fc.data_costs(p.task, 0)))
+        total_n = sum(n[c.address] for c in paid)
+        assert all(amounts[c.address] == train * n[c.address] // total_n for c in paid)
+        for name in ("m1", "m2"):
+            assert "Traceback" not in p.log(name) and "REFUSED" not in p.log(name)
+        acc = task_accounting(p.fc, p.task)
+        assert acc.unaccounted == 0 and audit(p.fc).ok
+        print(f"data-cost-gated + CSVES-Th: amounts {[amounts[c] for c in order]}; faulty {faulty.address[:8]} got 0")
     finally:
         p.close()
 

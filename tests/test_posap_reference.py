@@ -156,13 +156,45 @@ def test_round_prices_match_solidity_and_sum_to_budget(env, budget, rounds, spli
 
 
 @CHECK
-@given(st.integers(0, 2**128), st.lists(st.integers(-(10**27), 10**27), min_size=1, max_size=20))
-def test_client_payouts_match_solidity_and_conserve_train_price(h, train, centre):
-    amounts, refund = posap.client_payouts(train, centre)
+@given(st.integers(0, 2**128), st.sampled_from(posap.PAYMENT_RULES),
+       st.lists(st.tuples(st.integers(-(10**27), 10**27), st.integers(1, 2**64 - 1), st.booleans()),
+                min_size=1, max_size=20))
+def test_client_payouts_match_solidity_and_conserve_train_price(h, train, rule, rows):
+    centre = [0 if ex else c for c, _, ex in rows]  # an excluded index carries 0 in every reveal
+    costs = [n for _, n, _ in rows]
+    excluded = [j for j, (_, _, ex) in enumerate(rows) if ex]
+    amounts, refund = posap.client_payouts(train, centre, payment=rule, data_costs=costs, excluded=excluded)
     assert sum(amounts) + refund == train and refund >= 0
-    assert all(a == 0 for a, m in zip(amounts, centre) if m <= 0)
-    out = h.functions.clientPayouts(train, centre).call()
+    assert all(amounts[j] == 0 for j in excluded)
+    if rule != "data-cost":
+        assert all(a == 0 for a, m in zip(amounts, centre) if m <= 0)
+    out = h.functions.clientPayouts(train, posap.payment_code(rule), centre, costs,
+                                    [bool(ex) for _, _, ex in rows]).call()
     assert (list(out[0]), out[1]) == (amounts, refund)
+
+
+def test_data_cost_rules_pay_by_n_to_the_wei():
+    train, centre, n = 1000, [5, -2, 0, 9], [10, 30, 20, 40]
+    # data-cost: every update not excluded, by n (index 2 excluded): 1000*n // 80
+    assert posap.client_payouts(train, centre, payment="data-cost", data_costs=n, excluded=[2]) == ([125, 375, 0, 500], 0)
+    # gated: only the positive Shapley entries, by n: 1000*n // 50
+    assert posap.client_payouts(train, centre, payment="data-cost-gated", data_costs=n) == ([200, 0, 0, 800], 0)
+    # shapley: by the positive values: 1000*c // 14, dust 1000 - 357 - 642 = 1 to the requester
+    assert posap.client_payouts(train, centre) == ([357, 0, 0, 642], 1)
+    assert posap.client_payouts(train, [0, -1], payment="data-cost-gated", data_costs=[1, 1]) == ([0, 0], train)
+    with pytest.raises(ValueError, match="unknown payment rule"):
+        posap.payment_code("stake")
+    with pytest.raises(ValueError, match="needs the data costs"):
+        posap.client_payouts(train, centre, payment="data-cost")
+
+
+def test_registration_link_and_record_hash_match_solidity(h):
+    a = Account.create().address
+    assert h.functions.registrationLink(b"\x07" * 32, a, 12345).call() == commitment.registration_link(b"\x07" * 32, a, 12345)
+    args = (3, 1, 2, a, b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, 77, b"\x04" * 32)
+    for code in range(3):
+        assert h.functions.recordHash(*args, code).call() == posap.record_hash(*args, code)
+    assert posap.record_hash(*args, 0) != posap.record_hash(*args, 2)
 
 
 def test_displacement_choice_is_the_smallest_bond_latest_commit():

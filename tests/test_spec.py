@@ -38,7 +38,7 @@ def test_encoding_is_canonical_json():
     doc = json.loads(data)
     assert data == json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     assert b" " not in data and b"\n" not in data
-    assert doc["version"] == 2 and doc["format"] == "fedcoin-task-spec"
+    assert doc["version"] == 3 and doc["format"] == "fedcoin-task-spec"
     assert doc["updates"][0]["client"] == CLIENTS[0]  # checksummed
     assert doc["model"]["shapes"] == {"w0": [64, 10], "b0": [10]}
 
@@ -117,6 +117,13 @@ def _enc(doc):
         (lambda d: d["model"].__setitem__("arch", "cnn-1-2"), "spec.model.arch"),
         (lambda d: d["model"]["shapes"].__setitem__("w0", [64, 11]), "spec.model.shapes"),
         (lambda d: d["task"].__setitem__("round", -1), "must be >= 0"),
+        (lambda d: d.__setitem__("payment", "stake"), "spec.payment"),
+        (lambda d: d.pop("csves"), "missing field"),
+        (lambda d: d.__setitem__("csves", {"gate": "x", "m": 1, "tau_ppm": 1, "seed": "0x" + "00" * 32}), "spec.csves.gate"),
+        (lambda d: d.__setitem__("csves", {"gate": "th", "m": 1001, "tau_ppm": 1, "seed": "0x" + "00" * 32}), "spec.csves.m"),
+        (lambda d: d.__setitem__("csves", {"gate": "th", "m": 5, "tau_ppm": 10**6 + 1, "seed": "0x" + "00" * 32}), "tau_ppm"),
+        (lambda d: d.__setitem__("csves", {"gate": "th", "m": 5, "tau_ppm": 0.1, "seed": "0x" + "00" * 32}), "floats"),
+        (lambda d: d.__setitem__("csves", {"gate": "th", "m": 5, "tau_ppm": 5, "seed": "0x12"}), "spec.csves.seed"),
     ],
 )
 def test_malformed_specs_are_rejected_with_the_field_named(mutate, message):
@@ -143,8 +150,16 @@ def test_non_canonical_and_non_json_bytes_are_rejected():
 
 #: keccak256 of _spec()'s canonical bytes, pinned: a change to the encoding must be deliberate
 #: (bump the format version), because miners and the chain already agree on old hashes.
-PINNED_HASH = "4d27071db2aec2c379af598e1a5e614bd26bfa886e95300c4324396b194f6db3"  # format version 2
+PINNED_HASH = "7d9e319cdda64579378345e7cfb245e9eaf2bebb36b631cbfbc5f532ac67a96f"  # format version 3
 
 
 def test_hash_is_pinned_across_runs():
     assert _spec().hash().hex() == PINNED_HASH
+
+
+def test_payment_and_csves_round_trip_and_change_the_hash():
+    gate = {"gate": "th+tr", "m": 10, "tau_ppm": 100000, "seed": "0x" + "ab" * 32}
+    spec = _spec(payment="data-cost-gated", csves=gate)
+    back = parse(spec.encode())
+    assert back.payment == "data-cost-gated" and back.csves == gate and back == spec
+    assert spec.hash() != _spec().hash() != _spec(payment="data-cost").hash()

@@ -43,9 +43,10 @@ library CommitmentHash {
     }
 
     /// @notice One link of a round's rolling registration hash: keccak256(abi.encodePacked(prev,
-    /// client)) (32 + 20 bytes); the chain starts at zero.
-    function registrationLink(bytes32 prev, address client) internal pure returns (bytes32) {
-        return keccak256(abi.encodePacked(prev, client));
+    /// client, dataCost)) (32 + 20 + 32 bytes); the chain starts at zero. Binding n_k here lets
+    /// finalize take the data costs as calldata for the data-cost payment rules.
+    function registrationLink(bytes32 prev, address client, uint256 dataCost) internal pure returns (bytes32) {
+        return keccak256(abi.encodePacked(prev, client, dataCost));
     }
 
     /// @notice The EIP-191 digest a client signs to name where its payout goes:

@@ -74,22 +74,24 @@ library PoSapMath {
         sap = share(totalSap, rounds, round);
     }
 
-    /// @notice Sum of the positive entries of the consensus centre (the payout denominator).
-    /// @dev Each entry is at most MAX_ABS_VALUE = 1e27 and K <= 1024 entries: the sum is < 2^100.
-    function positiveTotal(int256[] calldata centre) internal pure returns (uint256 positive) {
-        uint256 k = centre.length;
-        for (uint256 j; j < k; ++j) {
-            if (centre[j] > 0) positive += uint256(centre[j]);
-        }
-    }
+    /// @notice Payment rules of a task (TaskConfig.payment; posap.py PAYMENT_RULES): FedCoin's
+    /// Shapley rule and Record-and-Reward's data cost, ungated or gated by the Shapley sign.
+    uint8 internal constant PAY_SHAPLEY = 0;
+    uint8 internal constant PAY_DATA_COST = 1;
+    uint8 internal constant PAY_DATA_COST_GATED = 2;
 
-    /// @notice One client's payout: train * c_k / positive for c_k > 0, else 0 (floor).
-    /// The sum over clients is <= train; the dust (train - sum) is the requester's refund, and
-    /// with positive == 0 the whole of train is.
-    /// @dev `positive` is {positiveTotal} of the same vector, so c_k <= positive and the
-    /// amount <= train. train * c_k < 2^256 for train < 2^166 (c_k < 2^90), checked.
-    function clientAmount(uint256 train, int256 centreK, uint256 positive) internal pure returns (uint256) {
-        return centreK > 0 ? train * uint256(centreK) / positive : 0;
+    /// @notice Client k's weight in the TrainPrice split: `shapley` max(c_k, 0); `data-cost` n_k
+    /// unless excluded; `data-cost-gated` n_k if c_k > 0, else 0.
+    /// @dev c_k <= 1e27 < 2^90 and n_k < 2^64 (the task's cap), K <= 1024: sums stay < 2^101, and
+    /// train * w < 2^256 for train < 2^155.
+    function payoutWeight(uint8 payment, int256 centreK, uint256 dataCost, bool excluded)
+        internal
+        pure
+        returns (uint256)
+    {
+        if (payment == PAY_DATA_COST) return excluded ? 0 : dataCost;
+        if (centreK <= 0) return 0;
+        return payment == PAY_SHAPLEY ? uint256(centreK) : dataCost;
     }
 
     /// @notice The largest D of a task: MAX_RELATIVE_DIFFICULTY for a relative D, else
@@ -151,7 +153,7 @@ library PoSapMath {
     }
 
     /// @notice The PoSap block record hash (the paper's Table 1): keccak256(abi.encode(height,
-    /// taskId, round, winner, centreHash, winnerHash, prevHash, difficulty, payoutsRoot)).
+    /// taskId, round, winner, centreHash, winnerHash, prevHash, difficulty, payoutsRoot, payment)).
     /// @dev Chaining prevHash makes the records a hash chain that anyone can re-derive from
     /// the PoSapBlock events.
     function recordHash(
@@ -163,10 +165,11 @@ library PoSapMath {
         bytes32 winnerHash,
         bytes32 prevHash,
         uint256 difficulty,
-        bytes32 payoutsRoot
+        bytes32 payoutsRoot,
+        uint8 payment
     ) internal pure returns (bytes32) {
         return keccak256(
-            abi.encode(height, taskId, round, winner, centreHash, winnerHash, prevHash, difficulty, payoutsRoot)
+            abi.encode(height, taskId, round, winner, centreHash, winnerHash, prevHash, difficulty, payoutsRoot, payment)
         );
     }
 }

@@ -46,22 +46,27 @@ contract FedCoinHarness {
         return PoSapMath.splitTotals(budget, trainBps, comBps);
     }
 
-    /// @notice Client amounts and refund from PoSapMath.positiveTotal and clientAmount, as
-    /// FedCoin computes them (posap.client_payouts).
-    function clientPayouts(uint256 train, int256[] calldata centre)
-        external
-        pure
-        returns (uint256[] memory amounts, uint256 refund)
-    {
+    /// @notice Client amounts and refund under a payment rule, from PoSapMath.payoutWeight as
+    /// PoSapJudge.payouts computes them (posap.client_payouts).
+    function clientPayouts(
+        uint256 train,
+        uint8 payment,
+        int256[] calldata centre,
+        uint256[] calldata dataCosts,
+        bool[] calldata excluded
+    ) external pure returns (uint256[] memory amounts, uint256 refund) {
         amounts = new uint256[](centre.length);
-        uint256 positive = PoSapMath.positiveTotal(centre);
-        if (positive == 0) return (amounts, train);
-        uint256 paid = 0;
+        uint256 total = 0;
         for (uint256 j; j < centre.length; ++j) {
-            amounts[j] = PoSapMath.clientAmount(train, centre[j], positive);
-            paid += amounts[j];
+            amounts[j] = PoSapMath.payoutWeight(payment, centre[j], dataCosts[j], excluded[j]);
+            total += amounts[j];
         }
-        refund = train - paid;
+        if (total == 0) return (new uint256[](centre.length), train);
+        refund = train;
+        for (uint256 j; j < centre.length; ++j) {
+            amounts[j] = train * amounts[j] / total;
+            refund -= amounts[j];
+        }
     }
 
     /// @notice SapPrice shares of the qualifying bonds and the dust (posap.sap_rewards).
@@ -106,16 +111,17 @@ contract FedCoinHarness {
         bytes32 winnerHash,
         bytes32 prevHash,
         uint256 difficulty,
-        bytes32 payoutsRoot
+        bytes32 payoutsRoot,
+        uint8 payment
     ) external pure returns (bytes32) {
         return PoSapMath.recordHash(
-            height, taskId, round, winner, centreHash, winnerHash, prevHash, difficulty, payoutsRoot
+            height, taskId, round, winner, centreHash, winnerHash, prevHash, difficulty, payoutsRoot, payment
         );
     }
 
     /// @notice CommitmentHash.registrationLink (commitment.registration_link).
-    function registrationLink(bytes32 prev, address client) external pure returns (bytes32) {
-        return CommitmentHash.registrationLink(prev, client);
+    function registrationLink(bytes32 prev, address client, uint256 dataCost) external pure returns (bytes32) {
+        return CommitmentHash.registrationLink(prev, client, dataCost);
     }
 
     /// @notice CommitmentHash.vectorHash (commitment.vector_hash).

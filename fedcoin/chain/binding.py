@@ -300,6 +300,14 @@ class FedCoin:
         """Registered clients in registration order (what ``finalize`` takes)."""
         return [e.args["client"] for e in self.registrations(task_id, round)]
 
+    def data_costs(self, task_id: int, round: int) -> list[int]:
+        """The registered n_k in registration order (``finalize``'s ``dataCosts``)."""
+        return [int(e.args["dataCost"]) for e in self.registrations(task_id, round)]
+
+    def payment_rule(self, task_id: int) -> str:
+        """The task's payment rule by name (``"shapley"``, ``"data-cost"``, ``"data-cost-gated"``)."""
+        return _posap.PAYMENT_RULES[self.get_task(task_id).payment]
+
     def reveals(self, task_id: int, round: int, attempt: int | None = None) -> list[_posap.Reveal]:
         """Reveals of an attempt (default: the round's current attempt) in reveal order, each with
         its commitment's bond (from ``Committed``: the weight of the centre)."""
@@ -378,7 +386,8 @@ class FedCoin:
 
         cfg = dataclasses.replace(config or TaskConfig(), **overrides)
         arg = (to_checksum_address(server), cl, rounds, *split, accept_deadline, cfg.difficulty, cfg.p, cfg.relative,
-               cfg.registration_window, cfg.commit_window, cfg.reveal_window, cfg.claim_window)
+               cfg.registration_window, cfg.commit_window, cfg.reveal_window, cfg.claim_window,
+               _posap.payment_code(cfg.payment), int(cfg.max_data_cost))
         return self._transact("createTask", arg, value=value)
 
     def accept_task(self, task_id: int) -> TxResult:
@@ -437,17 +446,20 @@ class FedCoin:
     def finalize(
         self, task_id: int, round: int, clients: Sequence[str] | None = None,
         reveals: Sequence[_posap.Reveal] | None = None, centre: Sequence[int] | None = None,
+        data_costs: Sequence[int] | None = None,
     ) -> TxResult:
-        """``finalize``; the client list, the attempt's reveals (with bonds) and the centre (their
-        stake-weighted lower median) come from events when omitted."""
+        """``finalize``; the client list, their data costs, the attempt's reveals (with bonds) and
+        the centre (their stake-weighted lower median) come from events when omitted."""
         if clients is None:
             clients = self.registered_clients(task_id, round)
+        if data_costs is None:
+            data_costs = self.data_costs(task_id, round)
         if reveals is None:
             reveals = self.reveals(task_id, round)
         if centre is None:
             centre = self.centre(task_id, round, reveals) if reveals else []
-        return self._transact("finalize", task_id, round, list(clients), [r.as_abi() for r in reveals],
-                              [int(c) for c in centre])
+        return self._transact("finalize", task_id, round, list(clients), [int(n) for n in data_costs],
+                              [r.as_abi() for r in reveals], [int(c) for c in centre])
 
     def claim(self, task_id: int, round: int, amount: int | None = None, proof: Sequence[bytes] | None = None) -> TxResult:
         """``claim`` the caller's payout; amount and proof come from events if omitted."""

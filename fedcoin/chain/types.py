@@ -124,6 +124,12 @@ class TaskConfig:
         relative: whether D is relative to ‖centre‖_p.
         registration_window, commit_window, reveal_window: seconds, each in [20 s, 7 days].
         claim_window: seconds after finalization during which clients may claim, [1 day, 365 days].
+        payment: how TrainPrice is split among a round's clients: ``"shapley"`` (FedCoin, by the
+            positive consensus Shapley values), ``"data-cost"`` (Record-and-Reward: by the
+            registered n_k of every update not excluded) or ``"data-cost-gated"`` (by n_k among
+            the updates whose consensus value is > 0); see docs/rr.md. A name or its code 0/1/2.
+        max_data_cost: the largest n_k a client may register, fixed at creation (1 … 2**64 − 1;
+            the default is no cap in practice). A cap bounds data-cost inflation (docs/rr.md).
     """
 
     difficulty: int = 2 * 10**17
@@ -133,6 +139,8 @@ class TaskConfig:
     commit_window: int = 600
     reveal_window: int = 600
     claim_window: int = 30 * 24 * 3600
+    payment: str | int = "shapley"
+    max_data_cost: int = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -156,6 +164,8 @@ class TaskInfo:
     commit_window: int
     reveal_window: int
     claim_window: int
+    payment: int
+    max_data_cost: int
     clients_root: bytes
     difficulty: int
     budget: int
@@ -215,6 +225,7 @@ class BlockRecord:
     task_id: int
     round: int
     winner: str
+    payment: int
     centre_hash: bytes
     winner_hash: bytes
     prev_hash: bytes

@@ -5,7 +5,7 @@ The FL server writes one spec per round, puts it in the content store and publis
 the bytes with ``store.get(locator, on_chain_hash)`` and parses them with :func:`parse` (or
 :meth:`TaskSpec.from_bytes`), which rejects anything malformed with a message naming the field.
 
-Format (version 2), shown pretty-printed; on the wire it is canonical JSON — keys sorted, no
+Format (version 3), shown pretty-printed; on the wire it is canonical JSON — keys sorted, no
 whitespace, UTF-8, integers only (no floats anywhere, so no float formatting to disagree on)::
 
     {
@@ -25,7 +25,9 @@ whitespace, UTF-8, integers only (no floats anywhere, so no float formatting to 
       "checks": {"max_update_norm": 1000, "max_data_cost": 1000000000},
       "aggregation": "fedavg-weighted",
       "utility": {"metric": "neg_cross_entropy"},
-      "validation": {"hash": "0x…", "locator": "local:0x…", "n": 1000}
+      "validation": {"hash": "0x…", "locator": "local:0x…", "n": 1000},
+      "payment": "shapley",
+      "csves": {"gate": "th", "m": 10, "tau_ppm": 100000, "seed": "0x…"}
     }
 
 Meaning:
@@ -51,6 +53,16 @@ Meaning:
   its number of rows. It is disjoint from every client's data and from the test set.
 * ``task``: binds the spec to one round of one task on one contract on one chain, so a spec
   cannot be replayed for another round.
+* ``payment``: the task's on-chain payment rule (``shapley``, ``data-cost`` or
+  ``data-cost-gated``, :data:`fedcoin.protocol.posap.PAYMENT_RULES`); miners refuse a spec
+  whose rule is not the task's.
+* ``csves``: ``null``, or the round's Class-Sampled Validation-Error gate (Record-and-Reward;
+  :class:`fedcoin.content.checks.Csves`): ``gate`` ``th`` (CSVES-Th, recomputed by every
+  miner), ``tr`` (CSVES-Tr on the client's self-reported v_E, NOT verifiable) or ``th+tr``;
+  ``m`` validation rows per declared class; ``tau_ppm`` τ in millionths (100000 = the
+  paper's 0.1); ``seed`` :func:`fedcoin.content.checks.csves_seed` of the round, which
+  nobody chooses. Updates that fail it are excluded (``csves-th``, ``csves-tr``,
+  ``csves-undeclared``) like any other failed check.
 
 Hashes are ``0x`` + 64 lowercase hex digits (keccak256, :func:`fedcoin.content.store.content_hash`);
 addresses are EIP-55 checksummed.
@@ -66,11 +78,12 @@ from typing import Sequence
 from fedcoin.ml.fedavg import DEFAULT_RULE, RULES
 from fedcoin.ml.models import Arch
 from fedcoin.ml.utility import METRICS
-from fedcoin.content.checks import REASONS
+from fedcoin.content.checks import CSVES_GATES, CSVES_MAX_M, REASONS
+from fedcoin.protocol.posap import PAYMENT_RULES
 from fedcoin.content.store import content_hash
 
 FORMAT = "fedcoin-task-spec"
-VERSION = 2
+VERSION = 3
 
 _HASH = re.compile(r"^0x[0-9a-f]{64}$")
 _ADDR = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -165,6 +178,8 @@ class TaskSpec:
     excluded: tuple[ExcludedRef, ...] = ()
     checks: dict = field(default_factory=default_checks)
     version: int = field(default=VERSION)
+    payment: str = "shapley"
+    csves: dict | None = None
 
     def __post_init__(self):
         # validate by round-tripping through the strict parser's checks
@@ -213,6 +228,8 @@ class TaskSpec:
             "aggregation": self.aggregation,
             "utility": {"metric": self.metric},
             "validation": {"hash": self.validation.hash, "locator": self.validation.locator, "n": self.validation_n},
+            "payment": self.payment,
+            "csves": None if self.csves is None else dict(self.csves),
         }
 
     def encode(self) -> bytes:
@@ -242,6 +259,8 @@ def build_spec(
     aggregation: str = DEFAULT_RULE,
     metric: str = "neg_cross_entropy",
     excluded: Sequence[tuple[int, str]] = (),
+    payment: str = "shapley",
+    csves: dict | None = None,
 ) -> TaskSpec:
     """Build (and validate) a spec from raw values.
 
@@ -250,6 +269,7 @@ def build_spec(
         updates: ``[(client address, hash, locator, n_k), ...]`` in registration order.
         validation: ``(hash, locator)`` of the validation blob; ``validation_n`` its rows.
         excluded: ``[(index, reason), ...]`` of registrations that failed a check.
+        payment: the task's payment rule; csves: the round's CSVES gate (``Csves.to_json()``) or None.
         hashes may be 32 bytes or ``0x`` hex; addresses are checksummed here.
 
     Raises:
@@ -279,6 +299,8 @@ def build_spec(
         aggregation=aggregation,
         metric=metric,
         excluded=tuple(ExcludedRef(int(i), addr(updates[int(i)][0]), r) for i, r in sorted(excluded)),
+        payment=payment,
+        csves=None if csves is None else dict(csves),
     )
 
 
@@ -335,7 +357,7 @@ def _blob(d, path: str, extra: set[str] = frozenset()) -> dict:
 
 def _validate(doc) -> None:
     top = {"format", "version", "task", "model", "global_model", "updates", "excluded", "checks", "aggregation",
-           "utility", "validation"}
+           "utility", "validation", "payment", "csves"}
     if not isinstance(doc, dict):
         raise SpecError(f"spec: expected a JSON object, got {type(doc).__name__}")
     if doc.get("format") != FORMAT:
@@ -400,6 +422,19 @@ def _validate(doc) -> None:
         raise SpecError(f"spec.utility.metric: expected one of {METRICS}, got {util['metric']!r}")
     val = _blob(doc["validation"], "spec.validation", {"n"})
     _int(val["n"], "spec.validation.n", minimum=1)
+    if doc["payment"] not in PAYMENT_RULES:
+        raise SpecError(f"spec.payment: expected one of {PAYMENT_RULES}, got {doc['payment']!r}")
+    if doc["csves"] is not None:
+        c = _obj(doc["csves"], "spec.csves", {"gate", "m", "tau_ppm", "seed"})
+        if c["gate"] not in CSVES_GATES:
+            raise SpecError(f"spec.csves.gate: expected one of {CSVES_GATES}, got {c['gate']!r}")
+        m = _int(c["m"], "spec.csves.m", minimum=1)
+        if m > CSVES_MAX_M:
+            raise SpecError(f"spec.csves.m: {m} rows per class is above the bound {CSVES_MAX_M}")
+        tau = _int(c["tau_ppm"], "spec.csves.tau_ppm", minimum=1)
+        if tau > 10**6:
+            raise SpecError(f"spec.csves.tau_ppm: {tau} is above 1000000 (τ = 1)")
+        _hash(c["seed"], "spec.csves.seed")
 
 
 def parse(data: bytes | str, *, require_canonical: bool = True) -> TaskSpec:
@@ -437,6 +472,8 @@ def parse(data: bytes | str, *, require_canonical: bool = True) -> TaskSpec:
         excluded=tuple(ExcludedRef(e["index"], e["client"], e["reason"]) for e in doc["excluded"]),
         checks=dict(doc["checks"]),
         version=doc["version"],
+        payment=doc["payment"],
+        csves=doc["csves"],
     )
     if require_canonical and spec.encode() != raw:
         raise SpecError("spec bytes are not in canonical form (sorted keys, no whitespace, UTF-8)")

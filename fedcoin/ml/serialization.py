@@ -67,12 +67,14 @@ def _as_numpy(name: str, value) -> np.ndarray:
     return np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"), copy=False))
 
 
-def dumps(tensors: Mapping[str, object]) -> bytes:
+def dumps(tensors: Mapping[str, object], metadata: Mapping[str, str] | None = None) -> bytes:
     """Encode a flat mapping of arrays (NumPy or JAX) as deterministic safetensors bytes.
 
     Args:
         tensors: ``{"w0": [784, 10] float32, "b0": [10] float32, ...}``; int32 is allowed for
             label tensors.
+        metadata: at most ONE string entry (safetensors writes several in no fixed order,
+            which would make the bytes nondeterministic); e.g. a client's CSVES declaration.
 
     Returns:
         The safetensors bytes; equal mappings give equal bytes.
@@ -85,6 +87,10 @@ def dumps(tensors: Mapping[str, object]) -> bytes:
     if not tensors:
         raise SerializationError("nothing to serialize: the mapping of tensors is empty")
     arrays = {str(k): _as_numpy(str(k), v) for k, v in tensors.items()}
+    if metadata:
+        if len(metadata) != 1:
+            raise SerializationError(f"at most one metadata entry keeps the bytes deterministic, got {len(metadata)}")
+        return save(arrays, metadata={str(k): str(v) for k, v in metadata.items()})
     return save(arrays)
 
 
@@ -123,12 +129,12 @@ def loads(data: bytes, *, expected_shapes: Mapping[str, tuple[int, ...]] | None 
     return out
 
 
-def params_to_bytes(params: Mapping[str, object]) -> bytes:
-    """Model parameters or an update Δ -> safetensors bytes (float32 only)."""
+def params_to_bytes(params: Mapping[str, object], metadata: Mapping[str, str] | None = None) -> bytes:
+    """Model parameters or an update Δ -> safetensors bytes (float32 only; ``metadata`` as in :func:`dumps`)."""
     for name, value in params.items():
         if np.asarray(value).dtype != np.float32:
             raise SerializationError(f"parameter {name!r} is {np.asarray(value).dtype}, expected float32")
-    return dumps(params)
+    return dumps(params, metadata)
 
 
 def params_from_bytes(data: bytes, arch=None) -> dict[str, np.ndarray]:

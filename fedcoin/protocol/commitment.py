@@ -92,16 +92,16 @@ def reveal_accumulator(reveals: Iterable[tuple[str, int, int, Sequence[int]]]) -
     return acc
 
 
-def registration_link(prev: bytes, client: str) -> bytes:
-    """``keccak256(abi.encodePacked(prev, client))``: one link of the registration hash."""
-    return keccak(_b32(prev) + to_canonical_address(client))
+def registration_link(prev: bytes, client: str, data_cost: int) -> bytes:
+    """``keccak256(abi.encodePacked(prev, client, dataCost))``: one link of the registration hash."""
+    return keccak(_b32(prev) + to_canonical_address(client) + int(data_cost).to_bytes(32, "big"))
 
 
-def registration_accumulator(clients: Iterable[str]) -> bytes:
-    """The rolling registration hash of ``clients`` in registration order."""
+def registration_accumulator(registrations: Iterable[tuple[str, int]]) -> bytes:
+    """The rolling registration hash of ``[(client, n_k), ...]`` in registration order."""
     acc = ZERO_HASH
-    for c in clients:
-        acc = registration_link(acc, c)
+    for c, n in registrations:
+        acc = registration_link(acc, c, n)
     return acc
 
 

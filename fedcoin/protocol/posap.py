@@ -54,6 +54,12 @@ SUPPORTED_P = (1, 2, P_INF)
 BPS = 10_000
 #: Default split TrainPrice : ComPrice : SapPrice.
 DEFAULT_SPLIT = (7000, 1000, 2000)
+#: Payment rules by code (``PoSapMath.PAY_SHAPLEY`` = 0, ``PAY_DATA_COST`` = 1,
+#: ``PAY_DATA_COST_GATED`` = 2): how a round's TrainPrice is split among its clients.
+PAYMENT_RULES = ("shapley", "data-cost", "data-cost-gated")
+SHAPLEY, DATA_COST, DATA_COST_GATED = range(3)
+#: Largest cap on a declared n_k (``TaskConfig.maxDataCost`` < 2**64).
+MAX_DATA_COST_CAP = 2**64 - 1
 #: Fixed-point one: a relative D is a fraction of ‖centre‖_p in these units.
 ONE = 10**18
 #: ``PoSapMath.MAX_DIFFICULTY``: the largest absolute D.
@@ -238,17 +244,65 @@ def round_prices(budget: int, rounds: int, round: int, split: Sequence[int] = DE
     return tuple(_share(t, rounds, round) for t in split_totals(budget, split))  # type: ignore[return-value]
 
 
-def client_payouts(train: int, centre: Sequence[int]) -> tuple[list[int], int]:
-    """Clients' amounts and the requester's refund for a settled round.
+def payment_code(rule: str | int) -> int:
+    """The contract's code of a payment rule given by name (``"data-cost"``) or code (1).
 
-    ``amount_k = train · c_k // Σ_{c_j > 0} c_j`` for ``c_k > 0`` else 0; the refund is the
-    rounding dust, or all of ``train`` when no centre entry is positive. Excluded clients carry
-    0 in every reveal, hence in the centre, and get nothing.
+    Raises:
+        ValueError: a name not in :data:`PAYMENT_RULES` (or not a uint8 code).
     """
-    positive = sum(int(m) for m in centre if m > 0)
-    if positive == 0:
+    if isinstance(rule, int) and not isinstance(rule, bool) and 0 <= rule < 256:
+        return rule  # a raw uint8 code goes through: the contract is the judge of codes (FedCoinBadPayment)
+    if rule in PAYMENT_RULES:
+        return PAYMENT_RULES.index(rule)
+    raise ValueError(f"unknown payment rule {rule!r}; expected one of {', '.join(PAYMENT_RULES)}")
+
+
+def payout_weight(payment: int, centre_k: int, data_cost: int, excluded: bool) -> int:
+    """``PoSapMath.payoutWeight``: client k's weight in the TrainPrice split."""
+    if payment == DATA_COST:
+        return 0 if excluded else int(data_cost)
+    if centre_k <= 0:
+        return 0
+    return int(centre_k) if payment == SHAPLEY else int(data_cost)
+
+
+def payout_weights(
+    payment: str | int, centre: Sequence[int], data_costs: Sequence[int] | None = None, excluded: Sequence[int] = (),
+) -> list[int]:
+    """:func:`payout_weight` of every client (see :func:`client_payouts` for the arguments)."""
+    code = payment_code(payment)
+    if data_costs is None:
+        if code != SHAPLEY:
+            raise ValueError(f"payment rule {PAYMENT_RULES[code]!r} needs the data costs")
+        data_costs = [0] * len(centre)
+    if len(data_costs) != len(centre):
+        raise ValueError(f"{len(data_costs)} data costs for {len(centre)} clients")
+    out = set(int(i) for i in excluded)
+    return [payout_weight(code, int(c), int(n), j in out) for j, (c, n) in enumerate(zip(centre, data_costs))]
+
+
+def client_payouts(
+    train: int, centre: Sequence[int], *, payment: str | int = SHAPLEY,
+    data_costs: Sequence[int] | None = None, excluded: Sequence[int] = (),
+) -> tuple[list[int], int]:
+    """Clients' amounts and the requester's refund for a settled round (``PoSapJudge.payouts``).
+
+    ``amount_k = train · w_k // Σ_j w_j`` with :func:`payout_weight` w_k: the positive centre
+    entry (``shapley``), n_k unless excluded (``data-cost``) or n_k where the centre entry is
+    > 0 (``data-cost-gated``). The refund is the rounding dust, or all of ``train`` when every
+    weight is 0. Excluded clients carry 0 in every reveal, hence in the centre, and no rule
+    pays them.
+
+    Args:
+        centre: the consensus centre (fixed point), one entry per registration.
+        data_costs: the registered n_k (required by the data-cost rules).
+        excluded: registration indices the server excluded.
+    """
+    w = payout_weights(payment, centre, data_costs, excluded)
+    total = sum(w)
+    if total == 0:
         return [0] * len(centre), train
-    amounts = [train * int(m) // positive if m > 0 else 0 for m in centre]
+    amounts = [train * x // total for x in w]
     return amounts, train - sum(amounts)
 
 
@@ -313,13 +367,14 @@ def displacement_choice(bonds: Sequence[int], seqs: Sequence[int]) -> int:
 
 def record_hash(
     height: int, task_id: int, round: int, winner: str, centre_hash: bytes, winner_hash: bytes,
-    prev_hash: bytes, difficulty: int, payouts_root: bytes,
+    prev_hash: bytes, difficulty: int, payouts_root: bytes, payment: int = SHAPLEY,
 ) -> bytes:
     """The PoSap block record hash, ``keccak256(abi.encode(height, taskId, round, winner,
-    centreHash, winnerHash, prevHash, D, payoutsRoot))``."""
+    centreHash, winnerHash, prevHash, D, payoutsRoot, payment))``."""
     return keccak(abi_encode(
-        ["uint256", "uint256", "uint256", "address", "bytes32", "bytes32", "bytes32", "uint256", "bytes32"],
-        [height, task_id, round, winner, centre_hash, winner_hash, prev_hash, difficulty, payouts_root],
+        ["uint256", "uint256", "uint256", "address", "bytes32", "bytes32", "bytes32", "uint256", "bytes32", "uint8"],
+        [height, task_id, round, winner, centre_hash, winner_hash, prev_hash, difficulty, payouts_root,
+         payment_code(payment)],
     ))
 
 
@@ -376,9 +431,13 @@ def settle(
     rounds: int,
     split: Sequence[int] = DEFAULT_SPLIT,
     bonds: Sequence[int] | None = None,
+    payment: str | int = SHAPLEY,
+    data_costs: Sequence[int] | None = None,
+    excluded: Sequence[int] = (),
 ) -> Settlement:
-    """Reference ``finalize`` of one attempt: centre, verdicts, rewards, client amounts, refund
-    and payout root (bonds default to each reveal's ``bond``)."""
+    """Reference ``finalize`` of one attempt: centre, verdicts, rewards, client amounts (under
+    ``payment``, with the registered ``data_costs`` and the ``excluded`` indices), refund and
+    payout root (bonds default to each reveal's ``bond``)."""
     k = len(clients)
     bonds = list(bonds) if bonds is not None else [r.bond for r in reveals]
     if not reveals:
@@ -398,9 +457,10 @@ def settle(
     out.returned = [0 if c == SLASHED else b for b, c in zip(bonds, codes)]
     out.slashed = sum(b for b, c in zip(bonds, codes) if c == SLASHED)
     out.qualified = len(q)
-    amounts, train_dust = client_payouts(train, centre)
+    amounts, train_dust = client_payouts(train, centre, payment=payment, data_costs=data_costs, excluded=excluded)
     out.amounts, out.refund = amounts, train_dust + sap_dust
-    out.payouts_root = payout_tree(task_id, round, clients, amounts).root if any(m > 0 for m in centre) else ZERO_HASH
+    weighted = any(payout_weights(payment, centre, data_costs, excluded))
+    out.payouts_root = payout_tree(task_id, round, clients, amounts).root if weighted else ZERO_HASH
     out.winner, out.winner_index = reveals[idx].miner, idx
     out.centre_hash, out.winner_hash = vector_hash(centre), vector_hash(reveals[idx].values)
     out.train, out.com, out.sap = train, com, sap

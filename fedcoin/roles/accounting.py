@@ -116,6 +116,8 @@ class PayoutRow:
         round: the round; client: its address; index: position in the round's vectors.
         centre: c_k (the consensus centre) as float; centre_fp: c_k fixed point (18 decimals);
         amount: wei allocated; claimed: whether it was claimed (``Claimed`` event).
+        n_k: the registered data cost; check: ``"ok"`` or why the server excluded the update
+            (the spec's reason, e.g. ``csves-th``, when a store was given; else ``"excluded"``).
     """
 
     round: int
@@ -125,6 +127,8 @@ class PayoutRow:
     centre_fp: int
     amount: int
     claimed: bool
+    n_k: int = 0
+    check: str = "ok"
 
 
 def task_accounting(fc: FedCoin, task_id: int, *, attempts: int = 10) -> Accounting:
@@ -237,8 +241,9 @@ def format_report(acc: Accounting) -> str:
     return "\n".join(lines)
 
 
-def payout_table(fc: FedCoin, task_id: int, round: int | None = None) -> list[PayoutRow]:
-    """Per-client centre value c_k and amount for each finalized round (or only ``round``), from events.
+def payout_table(fc: FedCoin, task_id: int, round: int | None = None, store=None) -> list[PayoutRow]:
+    """Per-client n_k, check verdict, centre value c_k and amount for each finalized round (or
+    only ``round``), from events; with ``store`` the exclusion reasons come from each round's spec.
 
     Rows are in round order, then registration (= vector) order.
     """
@@ -246,23 +251,45 @@ def payout_table(fc: FedCoin, task_id: int, round: int | None = None) -> list[Pa
     claimed = {(e.args["round"], e.args["client"]) for e in fc.claimed_events(task_id)}
     for ev in fc.finalized_events(task_id, round):
         rnd = ev.args["round"]
-        clients = fc.registered_clients(task_id, rnd)
+        regs = fc.registrations(task_id, rnd)
+        clients = [e.args["client"] for e in regs]
         centre, amounts = list(ev.args["centre"]), list(ev.args["amounts"])
         if not (len(clients) == len(centre) == len(amounts)):
             raise ChainError(f"task {task_id} round {rnd}: {len(clients)} registrations but "
                              f"{len(centre)} centre entries and {len(amounts)} amounts")
+        checks = {i: "excluded" for i in fc.excluded(task_id, rnd)}
+        if store is not None and checks:
+            checks.update(_spec_reasons(fc, store, task_id, rnd))
         for i, (c, m, a) in enumerate(zip(clients, centre, amounts)):
-            rows.append(PayoutRow(rnd, c, i, fixedpoint.decode(m), m, a, (rnd, c) in claimed))
+            rows.append(PayoutRow(rnd, c, i, fixedpoint.decode(m), m, a, (rnd, c) in claimed,
+                                  int(regs[i].args["dataCost"]), checks.get(i, "ok")))
     return rows
 
 
+def _spec_reasons(fc: FedCoin, store, task_id: int, rnd: int) -> dict[int, str]:
+    """Exclusion reasons by registration index from the round's published spec ({} if unreadable)."""
+    from fedcoin.content.spec import SpecError, parse
+    from fedcoin.content.store import StoreError
+
+    ev = fc.published_events(task_id, rnd)
+    try:
+        spec = parse(store.get(ev[-1].args["specLocator"], fc.get_round(task_id, rnd).spec_hash))
+    except (IndexError, SpecError, StoreError, OSError, ValueError):
+        return {}
+    return {e.index: e.reason for e in spec.excluded}
+
+
 def format_payout_table(rows: Sequence[PayoutRow], labels: Mapping[str, str] | None = None) -> str:
-    """A fixed-width table: round, client, optional label (e.g. the client's type), centre c_k, amount, claimed."""
+    """A fixed-width table: round, client, optional label (e.g. the client's type), n_k, the
+    server's check verdict (``ok`` or the exclusion reason, e.g. ``csves-th``), centre c_k,
+    amount, claimed."""
     labels = labels or {}
-    head = f"{'round':>5}  {'client':42}  " + (f"{'type':6}  " if labels else "") + f"{'centre':>12}  {'amount (wei)':>24}  claimed"
+    head = (f"{'round':>5}  {'client':42}  " + (f"{'type':6}  " if labels else "")
+            + f"{'n_k':>8}  {'check':16}  {'centre':>12}  {'amount (wei)':>24}  claimed")
     out = [head]
     for r in rows:
         lab = f"{labels.get(r.client, ''):6}  " if labels else ""
-        out.append(f"{r.round:>5}  {r.client:42}  {lab}{r.centre:>12.6f}  {r.amount:>24}  {'yes' if r.claimed else 'no'}")
+        out.append(f"{r.round:>5}  {r.client:42}  {lab}{r.n_k:>8}  {r.check:16}  {r.centre:>12.6f}  {r.amount:>24}  "
+                   f"{'yes' if r.claimed else 'no'}")
     return "\n".join(out)
 

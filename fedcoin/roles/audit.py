@@ -9,9 +9,10 @@ events of the winning attempt, ``RoundFinalized`` and the task's prices, then ch
 ``event``          exactly one ``PoSapBlock`` event for the height, equal to ``getBlock``
 ``prev_hash``      the record's prevHash is the previous record's hash (zero at height 0)
 ``record_hash``    :func:`fedcoin.protocol.posap.record_hash` of the fields equals the stored hash
+``payment``        the record's payment rule is the task's (``getTask().payment``, ``TaskConfigured``)
 ``difficulty``     D is the published D relaxed (doubled, capped) once per re-open
-``clients``        registrations (``UpdateRegistered``, by index) hash to the round's
-                   registration accumulator
+``clients``        registrations (``UpdateRegistered``, by index: client and n_k) hash to the
+                   round's registration accumulator
 ``reveals``        the winning attempt's ``Revealed`` vectors hash to its reveal accumulator
                    (no reveal missing, added or altered); each reveal's bond (``Committed``)
                    equals its ``getCommitment`` view
@@ -24,7 +25,8 @@ events of the winning attempt, ``RoundFinalized`` and the task's prices, then ch
 ``winner_hash``    vectorHash(winner's S) equals the record's winnerHash
 ``prices``         :func:`fedcoin.protocol.posap.round_prices` from the task's V, R and split equals
                    the ``roundPrices`` view
-``amounts``        :func:`fedcoin.protocol.posap.client_payouts` equals ``RoundFinalized.amounts``
+``amounts``        :func:`fedcoin.protocol.posap.client_payouts` under the task's payment rule (with
+                   the registered n_k and the published exclusions) equals ``RoundFinalized.amounts``
 ``payouts_root``   the payout Merkle root (:mod:`fedcoin.protocol.merkle`) equals the record's (and the
                    event's) payoutsRoot
 ``published_difficulty`` / ``difficulty_adjustment``  the task's D history: its first D
@@ -59,6 +61,9 @@ class BlockEvidence:
         events: ``PoSapBlock`` events for this height (args dicts; exactly one expected).
         finalized: ``RoundFinalized`` args for the record's round (None if absent).
         clients: registered clients in registration order.
+        data_costs: their registered n_k; excluded: the published exclusion indices.
+        payment: the task's payment rule code (``getTask().payment``); configured_payment: the
+            one in ``TaskConfigured`` (None if absent).
         reveals: the winning attempt's reveals, reveal order, each with its bond (``Committed``).
         bonds: each reveal's bond from the ``getCommitment`` view.
         judged: the round's ``Judged`` events (args), reveal order.
@@ -96,6 +101,10 @@ class BlockEvidence:
     commit_times: tuple[int, ...] = ()
     published_at: tuple[int, int] | None = None
     published_time: int = 0
+    data_costs: tuple[int, ...] = ()
+    excluded: tuple[int, ...] = ()
+    payment: int = posap.SHAPLEY
+    configured_payment: int | None = None
 
 
 @dataclass(frozen=True)
@@ -175,12 +184,15 @@ def collect(fc) -> AuditInputs:
     for e in fc.block_events():
         by_height.setdefault(int(e.args["height"]), []).append(dict(e.args))
     tasks: dict[int, Any] = {}
+    configured: dict[int, int | None] = {}
     blocks = []
     for h in range(count):
         rec = fc.get_block(h)
         tid, rnd = rec.task_id, rec.round
         if tid not in tasks:
             tasks[tid] = fc.get_task(tid)
+            cfg_ev = fc.task_configured_events(tid)
+            configured[tid] = int(cfg_ev[0].args["payment"]) if cfg_ev else None
         t = tasks[tid]
         ri = fc.get_round(tid, rnd)
         fin = fc.finalized_events(tid, rnd)
@@ -199,6 +211,8 @@ def collect(fc) -> AuditInputs:
             judged=tuple(dict(e.args) for e in fc.judged_events(tid, rnd)),
             commit_times=tuple(v.committed_at for v in views),
             published_at=(pub[0].block_number, pub[0].log_index) if pub else None, published_time=ri.published_at,
+            data_costs=tuple(fc.data_costs(tid, rnd)), excluded=tuple(int(i) for i in pub[-1].args["excluded"]) if pub else (),
+            payment=t.payment, configured_payment=configured.get(tid),
         ))
     adjustments = tuple(((e.block_number, e.log_index), e.args["taskId"], e.args["round"], e.args["oldDifficulty"],
                          e.args["newDifficulty"], e.args["elapsed"]) for e in fc.difficulty_events())
@@ -223,7 +237,8 @@ def _expect(check: str, expected: Any, found: Any) -> None:
         raise _Broken(check, expected, found)
 
 
-_RECORD_FIELDS = (("taskId", "task_id"), ("round", "round"), ("winner", "winner"), ("centreHash", "centre_hash"),
+_RECORD_FIELDS = (("taskId", "task_id"), ("round", "round"), ("winner", "winner"), ("payment", "payment"),
+                  ("centreHash", "centre_hash"),
                   ("winnerHash", "winner_hash"), ("prevHash", "prev_hash"), ("difficulty", "difficulty"),
                   ("payoutsRoot", "payouts_root"), ("recordHash", "record_hash"))
 
@@ -238,15 +253,19 @@ def check_block(b: BlockEvidence, prev_hash: bytes) -> posap.Settlement:
         _expect(f"event.{ev_name}", getattr(rec, rec_name), ev[ev_name])
     _expect("prev_hash", prev_hash, rec.prev_hash)
     _expect("record_hash", posap.record_hash(b.height, rec.task_id, rec.round, rec.winner, rec.centre_hash,
-                                             rec.winner_hash, rec.prev_hash, rec.difficulty, rec.payouts_root),
+                                             rec.winner_hash, rec.prev_hash, rec.difficulty, rec.payouts_root,
+                                             rec.payment),
             rec.record_hash)
+    _expect("payment", b.payment, rec.payment)
+    if b.configured_payment is not None:
+        _expect("payment", b.configured_payment, rec.payment)
     d = b.published_difficulty
     if d is not None:
         for _ in range(b.attempt):
             d = posap.relaxed_difficulty(d, b.relative)
     _expect("difficulty", d, rec.difficulty)
     _expect("difficulty", b.round_difficulty, rec.difficulty)
-    _expect("clients", b.registration_acc, registration_accumulator(b.clients))
+    _expect("clients", b.registration_acc, registration_accumulator(zip(b.clients, b.data_costs, strict=True)))
     _expect("reveals", b.reveal_acc, reveal_accumulator((r.miner, r.seq, r.iterations, r.values) for r in b.reveals))
     _expect("reveals.bonds", list(b.bonds), [r.bond for r in b.reveals])
     if b.finalized is None:
@@ -257,7 +276,8 @@ def check_block(b: BlockEvidence, prev_hash: bytes) -> posap.Settlement:
     _expect("prices", prices, tuple(b.prices))
     ref = posap.settle(task_id=rec.task_id, round=rec.round, clients=b.clients, reveals=b.reveals,
                        difficulty=rec.difficulty, p=b.p, relative=b.relative, budget=b.budget, rounds=b.rounds,
-                       split=b.split, bonds=b.bonds)
+                       split=b.split, bonds=b.bonds, payment=b.payment, data_costs=b.data_costs,
+                       excluded=b.excluded)
     _expect("centre", ref.centre, list(b.finalized["centre"]))
     _expect("centre_hash", vector_hash(ref.centre), rec.centre_hash)
     _expect("verdicts", [(r.miner, dist, code, reward) for r, dist, code, reward in
