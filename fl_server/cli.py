@@ -34,6 +34,7 @@ from pathlib import Path
 
 CLIENT_KEYS_ENV = "FEDCOIN_CLIENT_KEYS"
 CLIENT_PASSWORD_ENV = "FEDCOIN_CLIENT_KEYSTORE_PASSWORD"
+from fedcoin.content.checks import CSVES_GATES
 from fedcoin.ml.fedavg import RULES
 from fedcoin.protocol.constants import ANVIL_CHAIN_ID
 
@@ -71,6 +72,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--aggregation", default=d.aggregation, choices=RULES)
     t.add_argument("--metric", default=d.metric, choices=["neg_cross_entropy", "accuracy"])
     t.add_argument("--val-size", type=int, default=d.val_size, help="validation rows in the spec (0: all)")
+    c = parser.add_argument_group("CSVES gate (Record-and-Reward's class-sampled validation; docs/rr.md)")
+    c.add_argument("--csves", choices=CSVES_GATES, default=None,
+                   help="exclude updates that fail CSVES-Th (th: the error of w_t + update on the client's "
+                        "class-sampled validation rows must be below --csves-tau; every miner recomputes it), "
+                        "CSVES-Tr (tr: the client's self-reported v_E must fall; NOT verifiable) or both")
+    c.add_argument("--csves-tau", type=float, default=d.csves_tau, help="CSVES-Th threshold τ (paper: 0.1)")
+    c.add_argument("--csves-m", type=int, default=d.csves_m, help="validation rows per declared class")
     r = parser.add_argument_group("rounds")
     r.add_argument("--max-rounds", type=int, default=None, help="handle at most this many rounds now")
     r.add_argument("--no-wait", action="store_true", help="handle the current round only; do not wait for miners")
@@ -129,6 +137,7 @@ def run(args) -> int:
             data=args.data, arch=args.arch, samples_per_client=args.samples, iid=args.iid, seed=args.seed,
             lr=args.lr, local_steps=args.local_steps, batch_size=args.batch_size, aggregation=args.aggregation,
             metric=args.metric, val_size=args.val_size, poll_interval=args.poll, round_timeout=args.round_timeout,
+            csves=args.csves, csves_tau=args.csves_tau, csves_m=args.csves_m,
         )
         if args.simulate_clients and not clients:
             raise ServerError(

@@ -167,6 +167,11 @@ class DataOwner:
     def n_k(self) -> int:
         return len(self.data)
 
+    def replace_data(self, data: Dataset) -> None:
+        """Simulation only: swap this owner's local data (the demo's faulty clients)."""
+        self.data = data
+        self._x, self._y = jnp.asarray(data.x), jnp.asarray(data.y)
+
     # ------------------------------------------------------------------ the model
 
     def model_for_round(self, rnd: int) -> Params:

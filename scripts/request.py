@@ -9,6 +9,8 @@ brownie passes no arguments to ``main()``, so the request comes from environment
     FEDCOIN_ROUNDS         number of rounds R (default 1)
     FEDCOIN_SPLIT          TrainPrice,ComPrice,SapPrice basis points (default 7000,1000,2000)
     FEDCOIN_ACCEPT_WINDOW  seconds the server has to accept (default 3600)
+    FEDCOIN_PAYMENT        shapley | data-cost | data-cost-gated (default shapley; docs/rr.md)
+    FEDCOIN_MAX_DATA_COST  the largest n_k a client may register (default: no cap)
     FEDCOIN_CONTRACT       FedCoin address (default: fedcoin.chain.deployment's record for the chain)
     FEDCOIN_FOLLOW=1       wait until the task completes or is refunded, print the accounting
     FEDCOIN_POLL, FEDCOIN_TIMEOUT   seconds between polls / before giving up following

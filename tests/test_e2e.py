@@ -229,11 +229,15 @@ def test_miner_reports_an_unreachable_rpc_clearly(tmp_path):
 
 
 def test_the_demo_command_runs_a_whole_task_and_accounts_for_every_wei(tmp_path):
+    """The demo under Record-and-Reward's options: a data-cost-gated task, a CSVES-Th server
+    (τ = 0.45; on digits after 20 local steps honest clients reach ≤ 0.30 on their class-sampled
+    rows, label-permuted ones ≥ 0.60) and one faulty simulated client."""
     env = dict(os.environ, FEDCOIN_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
     proc = subprocess.run(
         [sys.executable, "-m", "fedcoin.dev.demo", "--clients", "4", "--miners", "2", "--data", "digits",
-         "--arch", "logreg-64-10", "--samples-per-client", "40", "--val-size", "200", "--local-steps", "5",
-         "--commit-window", "25", "--reveal-window", "20", "--out", str(tmp_path / "out")],
+         "--arch", "logreg-64-10", "--samples-per-client", "40", "--val-size", "200", "--local-steps", "20",
+         "--commit-window", "25", "--reveal-window", "20", "--out", str(tmp_path / "out"),
+         "--payment", "data-cost-gated", "--csves", "th", "--csves-tau", "0.45", "--faulty", "1"],
         env=env, capture_output=True, text=True, timeout=400, cwd=ROOT, stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -243,4 +247,9 @@ def test_the_demo_command_runs_a_whole_task_and_accounts_for_every_wei(tmp_path)
     V, *parts = map(int, m.groups())
     assert V == 10 * ETH and sum(parts) == V
     assert "audit: OK 1 blocks" in proc.stdout
+    assert "payment data-cost-gated, CSVES-th (tau 0.45)" in proc.stdout
+    table = proc.stdout.split("Payouts under 'data-cost-gated'")[1].split("PoSap block records")[0]
+    assert "n_k" in table and "check" in table
+    faulty = [line for line in table.splitlines() if "!" in line]
+    assert len(faulty) == 1 and "csves-th" in faulty[0] and faulty[0].split()[-2] == "0", table
     assert list((tmp_path / "out").glob("run-*/shapley_by_type.png"))

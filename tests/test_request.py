@@ -65,6 +65,17 @@ def test_cli_deposits_v_with_the_key_from_the_environment(env, anvil):
     assert fc.balance() == 3 * ETH // 2
 
 
+def test_payment_rule_and_cap_reach_the_chain(env, anvil, monkeypatch, capsys):
+    w3, fc, a = env
+    monkeypatch.setenv("FEDCOIN_PRIVATE_KEY", a.requester.key.to_0x_hex())
+    rc = request.main(base_args(anvil, fc, a, **{"--payment": "data-cost-gated", "--max-data-cost": "500"}))
+    out = capsys.readouterr().out
+    assert rc == 0 and "payment data-cost-gated, n_k capped at 500" in out, out
+    t = fc.get_task(1)
+    assert (fc.payment_rule(1), t.max_data_cost) == ("data-cost-gated", 500)
+    assert fc.task_configured_events(1)[0]["maxDataCost"] == 500
+
+
 def test_keystore_file_signs_the_deposit(env, anvil, tmp_path, monkeypatch, capsys):
     w3, fc, a = env
     path = write_keystore(a.requester, tmp_path / "requester.json", "correct horse")
@@ -105,6 +116,9 @@ REJECTIONS = {
     "no contract": (lambda a, u: {"--contract": "0x" + "ab" * 20}, "no contract code at"),
     "no deployment record": (lambda a, u: {"--contract": None}, "no FedCoin deployment recorded for chain 31337"),
     "missing clients": (lambda a, u: {"--clients": None}, "missing --clients"),
+    "zero data-cost cap": (lambda a, u: {"--max-data-cost": "0"}, "--max-data-cost 0: must be between 1 and"),
+    "data-cost cap not an integer": (lambda a, u: {"--max-data-cost": "lots"}, "must be an integer"),
+    "data-cost cap above 2^64": (lambda a, u: {"--max-data-cost": str(2**64)}, "must be between 1 and"),
 }
 
 

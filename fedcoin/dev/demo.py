@@ -55,6 +55,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output folder (default $FEDCOIN_HOME/demo)")
     parser.add_argument("--no-brownie", action="store_true", help="deploy with web3.py instead of `brownie run deploy`")
     parser.add_argument("--seed", type=int, default=0, help="seed of data partition and training")
+    rr = parser.add_argument_group("Record-and-Reward options (docs/rr.md)")
+    rr.add_argument("--payment", default="shapley", choices=("shapley", "data-cost", "data-cost-gated"),
+                    help="the task's payment rule (default %(default)s)")
+    rr.add_argument("--max-data-cost", type=int, default=None, help="the task's cap on a declared n_k (default: none)")
+    rr.add_argument("--csves", choices=("th", "tr", "th+tr"), default=None,
+                    help="the server gates each round with CSVES (th: verified by every miner)")
+    rr.add_argument("--csves-tau", type=float, default=0.1, help="CSVES-Th threshold τ (default %(default)s, the paper's)")
+    rr.add_argument("--faulty", type=int, default=0,
+                    help="simulation: the last N clients are faulty (their labels permuted among their own rows)")
 
 
 def _stream(proc: subprocess.Popen, prefix: str, log_path: Path) -> threading.Thread:
@@ -126,6 +135,17 @@ def format_blocks(fc) -> str:
     return "\n".join(lines)
 
 
+def permute_labels(data, *, seed: int):
+    """Simulation: a faulty client's data — its labels permuted at random among its own rows
+    (the label histogram, hence its declared classes, unchanged; scripts/rr_tables.py's 'permuted')."""
+    import numpy as np
+
+    from fl_server.data import Dataset
+
+    y = np.random.default_rng(seed).permutation(np.asarray(data.y))
+    return Dataset(np.asarray(data.x), y)
+
+
 def run(args: argparse.Namespace) -> int:
     from fedcoin.roles.accounting import format_line, format_payout_table, payout_table, task_accounting
     from fedcoin.roles.audit import audit
@@ -141,6 +161,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.clients < 1 or args.miners < 1 or args.rounds < 1:
         print("fedcoin demo: --clients, --miners and --rounds must be at least 1", file=sys.stderr)
+        return 2
+    if not 0 <= args.faulty <= args.clients:
+        print(f"fedcoin demo: --faulty {args.faulty} must be between 0 and --clients {args.clients}", file=sys.stderr)
         return 2
     if args.commit_window is None:
         from fedcoin.roles.request import suggest_windows
@@ -179,11 +202,14 @@ def run(args: argparse.Namespace) -> int:
         V = int(round(args.value * ETH))
         # the requester sets the task's consensus: relative D (the same meaning at every scale of
         # Shapley values), p = 2, and the windows the server and miners work to
+        cap = {} if args.max_data_cost is None else {"max_data_cost": args.max_data_cost}
         task_id = fc.create_task(server.address, [c.address for c in clients], args.rounds, V,
                                  difficulty=int(round(args.difficulty * 10**18)), relative=True, p=2,
-                                 commit_window=args.commit_window, reveal_window=args.reveal_window).task_id
+                                 commit_window=args.commit_window, reveal_window=args.reveal_window,
+                                 payment=args.payment, **cap).task_id
         print(f"[demo] requester {requester.address[:10]} deposited V={V} wei for task {task_id}: "
-              f"{args.clients} clients, {args.rounds} round(s), split 7000/1000/2000", flush=True)
+              f"{args.clients} clients, {args.rounds} round(s), split 7000/1000/2000, payment {args.payment}"
+              f"{', CSVES-' + args.csves + f' (tau {args.csves_tau:g})' if args.csves else ''}", flush=True)
 
         store_dir = run_dir / "store"
         store = LocalStore(store_dir)
@@ -200,9 +226,16 @@ def run(args: argparse.Namespace) -> int:
             data=args.data, arch=args.arch, samples_per_client=args.samples_per_client, seed=args.seed,
             local_steps=args.local_steps, val_size=args.val_size, poll_interval=0.5,
             round_timeout=10 * (args.commit_window + args.reveal_window) + 120,
+            csves=args.csves, csves_tau=args.csves_tau,
         )
         srv = FLServer(fc.as_account(server), task_id, clients, store, cfg)
         types = {addr: c.type for addr, c in zip(srv.listed, srv.partition.clients)}
+        faulty = srv.listed[len(srv.listed) - args.faulty:] if args.faulty else []
+        for k, addr in enumerate(faulty):
+            srv.owners[addr].replace_data(permute_labels(srv.owners[addr].data, seed=args.seed + 1 + k))
+        if faulty:
+            print(f"[demo] simulation: {len(faulty)} faulty client(s), labels permuted: "
+                  f"{', '.join(a[:10] for a in faulty)}", flush=True)
         summary = srv.run(wait=True, progress=True)
         for rep in summary.rounds:
             print(f"[server] round {rep.round}: {len(rep.registered_now)} updates registered, spec "
@@ -235,9 +268,10 @@ def run(args: argparse.Namespace) -> int:
                 fc.as_account(who).withdraw()
         print(f"[demo] {claimed} client claims paid; server and requester withdrew their credit", flush=True)
 
-        rows = payout_table(fc, task_id)
-        labels = {a: f"T{t}" for a, t in types.items()}
-        print("\nPayouts (consensus Shapley value S̄ and amount per client):")
+        rows = payout_table(fc, task_id, store=store)
+        labels = {a: f"T{t}" + ("!" if a in faulty else "") for a, t in types.items()}
+        print(f"\nPayouts under '{args.payment}' (n_k, the server's check verdict, consensus Shapley value S̄ "
+              f"and amount per client; ! = faulty):")
         print(format_payout_table(rows, labels))
         print("\nPoSap block records:")
         print(format_blocks(fc))

@@ -37,7 +37,7 @@ from eth_utils import is_checksum_address, is_checksum_formatted_address, is_hex
 
 from fedcoin.chain.keys import KeyLoadError, account_from_args, add_key_arguments
 from fedcoin.chain.types import RoundStatus, TaskConfig, TaskStatus
-from fedcoin.protocol.posap import BPS, DEFAULT_SPLIT
+from fedcoin.protocol.posap import BPS, DEFAULT_SPLIT, MAX_DATA_COST_CAP, PAYMENT_RULES
 
 ZERO_ADDRESS = "0x" + "00" * 20
 MAX_CLIENTS = 1024  # FedCoin.MAX_CLIENTS
@@ -50,7 +50,7 @@ ENV_VARS = {
     "FEDCOIN_SERVER": "--server", "FEDCOIN_CLIENTS": "--clients", "FEDCOIN_V_WEI": "--value",
     "FEDCOIN_ROUNDS": "--rounds", "FEDCOIN_SPLIT": "--split", "FEDCOIN_ACCEPT_WINDOW": "--accept-window",
     "FEDCOIN_CONTRACT": "--contract", "FEDCOIN_POLL": "--poll", "FEDCOIN_TIMEOUT": "--timeout",
-    "FEDCOIN_TASK": "--task",
+    "FEDCOIN_TASK": "--task", "FEDCOIN_PAYMENT": "--payment", "FEDCOIN_MAX_DATA_COST": "--max-data-cost",
 }
 
 
@@ -167,6 +167,7 @@ def build_spec(
     difficulty: float | None = None, absolute: bool = False, p: int | None = None,
     registration_window: int | None = None, commit_window: int | None = None, reveal_window: int | None = None,
     claim_window: int | None = None, val_rows: int = 1000, hidden: int = 200,
+    payment: str = "shapley", max_data_cost: int | str | None = None,
 ) -> RequestSpec:
     """Parse and validate a request (everything the contract would reject, and more).
 
@@ -217,8 +218,18 @@ def build_spec(
         dfix = int(round(float(difficulty) * 10**18))
         if not absolute and dfix > 5 * 10**17:
             raise RequestError(f"--difficulty {difficulty}: a relative D is at most 0.5 (half of ‖centre‖)")
+    if payment not in PAYMENT_RULES:
+        raise RequestError(f"--payment {payment!r}: expected one of {', '.join(PAYMENT_RULES)}")
+    cap = d.max_data_cost
+    if max_data_cost is not None:
+        try:
+            cap = int(max_data_cost)
+        except (TypeError, ValueError):
+            raise RequestError(f"--max-data-cost {max_data_cost!r}: must be an integer") from None
+        if not 1 <= cap <= MAX_DATA_COST_CAP:
+            raise RequestError(f"--max-data-cost {cap}: must be between 1 and {MAX_DATA_COST_CAP}")
     task = TaskConfig(difficulty=dfix, p=d.p if p is None else int(p), relative=not absolute,
-                      **{k: int(v) for k, v in windows.items()})
+                      payment=payment, max_data_cost=cap, **{k: int(v) for k, v in windows.items()})
     return RequestSpec(srv, tuple(sorted(cl, key=lambda a: int(a, 16))), wei, r, parse_split(split), window, task)
 
 
@@ -327,6 +338,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="seconds from publication to the commit deadline (default: sized from the number of clients, "
                         "see suggest_windows: 60 s for 20 clients, 130 s for 100)")
     g.add_argument("--reveal-window", type=int, default=None, help="seconds from the commit to the reveal deadline (default 60)")
+    g.add_argument("--payment", default="shapley", choices=PAYMENT_RULES,
+                   help="how each round's TrainPrice is split among its clients: by the consensus Shapley value "
+                        "(shapley), by the registered data cost n_k of every accepted update (data-cost, "
+                        "Record-and-Reward), or by n_k among the updates with a positive Shapley value "
+                        "(data-cost-gated); see docs/rr.md (default %(default)s)")
+    g.add_argument("--max-data-cost", default=None,
+                   help="the largest n_k a client may register (a cap on data-cost inflation; default: no cap)")
     g.add_argument("--claim-window", type=int, default=None,
                    help="seconds after a round settles during which clients may claim (default 30 days)")
     parser.add_argument("--follow", action="store_true", help="wait until the task completes or is refunded, then print the accounting")
@@ -382,7 +400,8 @@ def run(args: argparse.Namespace) -> int:
                           split=args.split, accept_window=args.accept_window, requester=account.address,
                           difficulty=args.difficulty, absolute=args.absolute, p=args.p,
                           registration_window=args.registration_window, commit_window=args.commit_window,
-                          reveal_window=args.reveal_window, claim_window=args.claim_window)
+                          reveal_window=args.reveal_window, claim_window=args.claim_window,
+                          payment=args.payment, max_data_cost=args.max_data_cost)
         fc_ro, w3 = _contract(args)
         balance = w3.eth.get_balance(account.address)
         if balance < spec.value:
@@ -404,7 +423,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"task {task_id}: D={t.difficulty / 1e18:g} {'relative to ‖centre‖' if t.relative else 'absolute'}, "
           f"p={'inf' if t.p == 255 else t.p}; registration window {t.registration_window} s, "
           f"commit window {t.commit_window} s, reveal window {t.reveal_window} s, claim window "
-          f"{t.claim_window // 86400} days", flush=True)
+          f"{t.claim_window // 86400} days; payment {t.payment}"
+          f"{'' if t.max_data_cost == MAX_DATA_COST_CAP else f', n_k capped at {t.max_data_cost}'}", flush=True)
     if not args.follow:
         return 0
     try:

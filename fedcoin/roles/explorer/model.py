@@ -24,8 +24,7 @@ from fedcoin.protocol import posap
 
 SAFE = 2**53
 
-#: The payment rules the contract can apply (today's contract has one; a ``paymentRule`` field in
-#: ``TaskCreated``, when a later version emits one, selects the label).
+#: The payment rules a task can choose (``TaskConfigured.payment``; posap.PAYMENT_RULES codes).
 PAYMENT_RULES = {0: "Shapley (pro rata to positive S̄)", 1: "data cost (pro rata to n_k)",
                  2: "data cost, gated by positive S̄"}
 
@@ -50,14 +49,20 @@ def _ev(r: dict) -> dict:
     return {**r["args"], "block": r["block_number"], "log": r["log_index"], "tx": r["tx_hash"], "time": r["timestamp"]}
 
 
-def _rule(created: dict) -> str:
-    return PAYMENT_RULES.get(int(created.get("paymentRule", 0)), f"rule {created.get('paymentRule')}")
+def _rule(code: int) -> str:
+    return PAYMENT_RULES.get(int(code), f"rule {code}")
 
 
-def _task_item(row: dict, settled: int) -> dict:
+def _payments(idx, task_id: int | None = None) -> dict[int, int]:
+    """Each task's payment rule code from its ``TaskConfigured`` event (absent: 0, shapley)."""
+    rows = idx.rows("TaskConfigured", task_id=task_id) if task_id is not None else idx.rows("TaskConfigured")
+    return {r["task_id"]: int(r["args"].get("payment", 0)) for r in rows}
+
+
+def _task_item(row: dict, settled: int, payment: int = 0) -> dict:
     a = row["args"]
     return {"id": a["taskId"], "requester": a["requester"], "server": a["server"], "budget": a["budget"],
-            "rounds": a["rounds"], "split": [a["trainBps"], a["comBps"], a["sapBps"]], "payment_rule": _rule(a),
+            "rounds": a["rounds"], "split": [a["trainBps"], a["comBps"], a["sapBps"]], "payment_rule": _rule(payment),
             "settled": settled, "clients": len(a["clients"]),
             "created": {"block": row["block_number"], "time": row["timestamp"]}}
 
@@ -74,7 +79,8 @@ def task_list(idx, fc) -> list[dict]:
     settled: dict[int, int] = {}
     for r in idx.rows("RoundFinalized"):
         settled[r["task_id"]] = settled.get(r["task_id"], 0) + 1
-    return [_task_item(r, settled.get(r["task_id"], 0)) | {"status": _task_status(fc, r["task_id"])}
+    pay = _payments(idx)
+    return [_task_item(r, settled.get(r["task_id"], 0), pay.get(r["task_id"], 0)) | {"status": _task_status(fc, r["task_id"])}
             for r in idx.rows("TaskCreated")]
 
 
@@ -185,7 +191,7 @@ def task_view(idx, fc, tid: int) -> dict | None:
                 "unclaimed": t.unclaimed, "bonds": t.bonds}
     except Exception:
         live = {"status": "UNKNOWN"}
-    item = _task_item(c, len(idx.rows("RoundFinalized", task_id=tid))) | {"status": live["status"]}
+    item = _task_item(c, len(idx.rows("RoundFinalized", task_id=tid)), _payments(idx, tid).get(tid, 0)) | {"status": live["status"]}
     return {"task": item, "clients": a["clients"], "live": live, "rounds": rounds, "events": task_events}
 
 

@@ -67,7 +67,7 @@ const b32 = h => h.slice(2).toLowerCase();
 
 function recordHash(b) {
   return keccak(word(b.height) + word(b.taskId) + word(b.round) + addrWord(b.winner) + b32(b.centreHash) +
-    b32(b.winnerHash) + b32(b.prevHash) + word(b.difficulty) + b32(b.payoutsRoot));
+    b32(b.winnerHash) + b32(b.prevHash) + word(b.difficulty) + b32(b.payoutsRoot) + word(b.payment || 0));
 }
 const vectorHash = vs => keccak(vs.map(word).join(""));
 const payoutLeaf = (t, r, c, amt) => keccak(b32(keccak(word(t) + word(r) + addrWord(c) + word(amt))));
