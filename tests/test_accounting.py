@@ -25,8 +25,8 @@ V = 3 * ETH + 7  # odd: every rounding remainder must land with someone named
 env = chain_env(n_clients=3, n_miners=3, params=P)
 
 
-def new_task(fc, a, rounds, value=V):
-    tid = _new_task(fc, a, rounds=rounds, value=value)
+def new_task(fc, a, rounds, value=V, **task):
+    tid = _new_task(fc, a, rounds=rounds, value=value, **task)
     fc.as_account(a.server).accept_task(tid)
     return tid
 

@@ -54,23 +54,25 @@ class Lifecycle(RuleBasedStateMachine):
         return data.draw(st.sampled_from(self.tasks)) if self.tasks else 1
 
     @rule(req=st.sampled_from(REQUESTERS), srv=st.sampled_from(SERVERS), rounds=st.integers(1, 2),
-          value=st.integers(1, 10**18), n=st.integers(1, 4))
-    def create(self, req, srv, rounds, value, n):
+          value=st.integers(1, 10**18), n=st.integers(1, 4), payment=st.integers(0, 2), cap=st.sampled_from([2, 50]))
+    def create(self, req, srv, rounds, value, n, payment, cap):
         def go():
-            self.tasks.append(self.fc.as_account(req).create_task(srv.address, [c.address for c in CLIENTS[:n]],
-                                                                  rounds, value, accept_window=300, **TASK).task_id)
+            self.tasks.append(self.fc.as_account(req).create_task(
+                srv.address, [c.address for c in CLIENTS[:n]], rounds, value, accept_window=300, payment=payment,
+                max_data_cost=cap, **TASK).task_id)
         self._try("create", go)
 
     @rule(data=st.data(), who=st.sampled_from(SERVERS))
     def accept(self, data, who):
         self._try("accept", lambda: self.fc.as_account(who).accept_task(self._task(data)))
 
-    @rule(data=st.data(), who=st.sampled_from(CLIENTS))
-    def register(self, data, who):
+    @rule(data=st.data(), who=st.sampled_from(CLIENTS), n_k=st.integers(1, 5))
+    def register(self, data, who, n_k):
         tid = self._task(data)
         rnd = self.fc.get_task(tid).current_round
         proof = None if tid in self.tasks else []
-        self._try("register", lambda: self.fc.as_account(who).register_update(tid, rnd, b"\x01" * 32, "l", 3, proof=proof))
+        # n_k above a task's cap (2) is a rejection the machine must survive with nothing moved
+        self._try("register", lambda: self.fc.as_account(who).register_update(tid, rnd, b"\x01" * 32, "l", n_k, proof=proof))
 
     @rule(data=st.data(), who=st.sampled_from(SERVERS))
     def publish(self, data, who):
@@ -179,7 +181,7 @@ class Lifecycle(RuleBasedStateMachine):
         rnd = self.fc.get_task(tid).current_round
         for c in CLIENTS[: t.client_count]:
             if not self.fc.is_registered(tid, rnd, c.address):
-                self._try("register", lambda c=c: self.fc.as_account(c).register_update(tid, rnd, b"\x01" * 32, "l", 3))
+                self._try("register", lambda c=c: self.fc.as_account(c).register_update(tid, rnd, b"\x01" * 32, "l", 2))
         self.publish_as(tid, rnd, next(a for a in SERVERS if a.address == t.server))
         if flood:
             self.flood_task(tid)
@@ -267,12 +269,12 @@ def test_money_is_conserved_through_every_new_rule(env):
     m = Lifecycle(w3, fc)
     try:
         steps = [
-            lambda: m.create(REQUESTERS[0], SERVERS[0], 2, 10**18, 3),
+            lambda: m.create(REQUESTERS[0], SERVERS[0], 2, 10**18, 3, 1, 50),  # data-cost
             lambda: m.whole_round(_Scripted(1), [True, True, False], 5, True, True),  # flood, slash, forfeit
             lambda: m.whole_round(_Scripted(1), [True, True, True], 0, True, False),  # claimTo; task completes
             lambda: m.wait(86400 + 1),
             lambda: m.reclaim(_Scripted(1, 0), REQUESTERS[1]),
-            lambda: m.create(REQUESTERS[1], SERVERS[1], 2, 10**17 + 3, 2),
+            lambda: m.create(REQUESTERS[1], SERVERS[1], 2, 10**17 + 3, 2, 2, 50),  # data-cost-gated
             lambda: m.whole_round(_Scripted(2), [True, False, False], 5, True, False),  # re-open (or settle)
             lambda: m.wait(5 * 86400),
             lambda: m.refund(_Scripted(2), CLIENTS[0]),  # stalled
