@@ -234,7 +234,7 @@ def test_commit_rejections(env):
 
 
 def test_commit_cap_rejects_a_65th_commitment_that_cannot_displace(env):
-    """K = 3 registered -> cap = min(64, 8192 // 3) = 64 commitments per attempt; a 65th needs
+    """K = 3 registered -> cap = min(64, 7168 // 3) = 64 commitments per attempt; a 65th needs
     at least the smallest held bond + minBond."""
     from eth_account import Account
 

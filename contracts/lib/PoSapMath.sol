@@ -17,7 +17,7 @@ library PoSapMath {
     /// @notice Commitments per attempt are also capped at MAX_ROUND_WORDS / K so that finalize
     /// (K*M int256 words of calldata, EIP-7623 floor 40 gas per non-zero byte) always fits the
     /// EIP-7825 per-transaction gas cap of 16,777,216.
-    uint256 internal constant MAX_ROUND_WORDS = 8192;
+    uint256 internal constant MAX_ROUND_WORDS = 7168;
     /// @notice Largest absolute difficulty D: D^2 (p = 2) and D * elapsed (elapsed < 2^64) never
     /// overflow.
     uint256 internal constant MAX_DIFFICULTY = 2 ** 120;

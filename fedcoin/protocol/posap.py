@@ -70,7 +70,7 @@ MAX_RELATIVE_DIFFICULTY = 5 * 10**17
 #: ``PoSapMath.MAX_REOPENS``: re-opens of a round without consensus before it is abandoned.
 MAX_REOPENS = 3
 MAX_COMMITS = 64
-MAX_ROUND_WORDS = 8192
+MAX_ROUND_WORDS = 7168
 #: ``PDistance.SLASH_MULTIPLE``: a reveal farther than this many D from the centre is slashed.
 SLASH_MULTIPLE = 4
 #: Window bounds (``PoSapMath``), seconds.
