@@ -34,7 +34,7 @@ from pathlib import Path
 
 CLIENT_KEYS_ENV = "FEDCOIN_CLIENT_KEYS"
 CLIENT_PASSWORD_ENV = "FEDCOIN_CLIENT_KEYSTORE_PASSWORD"
-from fedcoin.content.checks import CSVES_GATES
+from fedcoin.content.csves_gate import CSVES_GATES
 from fedcoin.ml.fedavg import RULES
 from fedcoin.protocol.constants import ANVIL_CHAIN_ID
 

@@ -44,7 +44,7 @@ from fedcoin.content.spec import TaskSpec, parse
 from fedcoin.content.store import ContentStore, content_hash
 from fedcoin.ml import fedavg as fedavg_rule
 from fedcoin.ml.models import Arch, Params, init_params
-from fedcoin.content.checks import declaration_metadata
+from fedcoin.content.csves_gate import declaration_metadata
 from fedcoin.ml.csves import declared_classes
 from fedcoin.ml.serialization import params_from_bytes, params_to_bytes
 

@@ -55,7 +55,7 @@ from fedcoin.ml import fedavg as fedavg_rule
 from fedcoin.ml.fedavg import DEFAULT_RULE, Aggregation
 from fedcoin.ml.models import Arch, Params
 from fedcoin.ml.serialization import dataset_to_bytes, params_from_bytes, params_to_bytes
-from fedcoin.content import checks
+from fedcoin.content import checks, csves_gate
 from fedcoin.content.spec import TaskSpec, build_spec
 from fedcoin.content.store import ContentStore, content_hash
 
@@ -391,10 +391,10 @@ class FLServer:
             raise ServerError(f"no update is registered for round {rnd}; nothing to publish")
         gate = None
         if self.config.csves:
-            c = checks.Csves.for_round(self.config.csves, m=self.config.csves_m, tau=self.config.csves_tau,
+            c = csves_gate.Csves.for_round(self.config.csves, m=self.config.csves_m, tau=self.config.csves_tau,
                                        chain_id=self.fc.chain_id, contract=self.fc.address, task_id=self.task_id,
                                        round=rnd)
-            gate = checks.CsvesContext(c, {k: np.asarray(v) for k, v in w.items()}, np.asarray(self.val.x),
+            gate = csves_gate.CsvesContext(c, {k: np.asarray(v) for k, v in w.items()}, np.asarray(self.val.x),
                                        np.asarray(self.val.y), self.arch.sizes[-1])
         verdicts = checks.check_registrations(
             self.store, self.arch, checks.registrations_from_events(self.fc.registrations(self.task_id, rnd)),

@@ -9,7 +9,7 @@ Every byte a miner computes on is checked against a hash that the chain vouches 
 * each update blob against its registered hash, and the global model and validation set
   against the hashes in the (already verified) spec;
 * the spec's payment rule against the task's on-chain rule, and a CSVES gate's seed against
-  :func:`fedcoin.content.checks.csves_seed` of the round (nobody may choose it);
+  :func:`fedcoin.content.csves_gate.csves_seed` of the round (nobody may choose it);
 * the spec's exclusion list against this miner's own run of the deterministic checks of
   :mod:`fedcoin.content.checks` (so a server can neither exclude a valid update nor include a
   NaN, a wrong shape, an out-of-range data cost or, under a CSVES gate, an update whose
@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fedcoin.content import checks
+from fedcoin.content import checks, csves_gate
 from fedcoin.content import spec as specs
 from fedcoin.content.store import ContentStore, StoreError, hash_hex, parse_hash
 from fedcoin.ml.models import Arch
@@ -128,12 +128,12 @@ def load_round(fc, store: ContentStore, task_id: int, round: int) -> RoundInputs
         raise TaskRefused(f"a blob of task {task_id} round {round} does not decode: {e}") from e
     gate = None
     if spec.csves is not None:
-        c = checks.Csves.from_json(spec.csves)
-        want = checks.csves_seed(fc.chain_id, fc.address, task_id, round)
+        c = csves_gate.Csves.from_json(spec.csves)
+        want = csves_gate.csves_seed(fc.chain_id, fc.address, task_id, round)
         if c.seed != want:
             raise TaskRefused(f"task spec {spec_locator}: CSVES seed 0x{c.seed.hex()} is not the round's "
                               f"0x{want.hex()} (the seed is derived, never chosen)")
-        gate = checks.CsvesContext(c, w_t, x, y, arch.sizes[-1])
+        gate = csves_gate.CsvesContext(c, w_t, x, y, arch.sizes[-1])
     listed = {e.index: e.reason for e in spec.excluded}
     verdicts = checks.check_registrations(
         store, arch, checks.registrations_from_events(regs),

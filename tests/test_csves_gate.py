@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fedcoin.content import checks
+from fedcoin.content import checks, csves_gate
 from fedcoin.content.spec import TaskSpec
 from fedcoin.content.store import LocalStore, content_hash
 from fedcoin.ml.csves import declared_classes
@@ -24,7 +24,7 @@ from fl_server.fedavg import local_sgd
 from fl_server.partition import partition
 
 ARCH = Arch.parse("logreg-64-10")
-SEED = checks.csves_seed(31337, "0x" + "11" * 20, 1, 0)
+SEED = csves_gate.csves_seed(31337, "0x" + "11" * 20, 1, 0)
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +42,13 @@ def _update(w0, data, *, permute=False, steps=20, v_e=None, classes=None):
     local = local_sgd(ARCH, w0, jnp.asarray(data.x), jnp.asarray(y), jnp.int32(len(y)), jnp.float32(0.5),
                       key=jax.random.key(1), steps=steps, batch_size=10)
     declared = declared_classes(np.asarray(data.y), 10) if classes is None else classes
-    meta = checks.declaration_metadata(declared, v_e) if declared != "none" else None
+    meta = csves_gate.declaration_metadata(declared, v_e) if declared != "none" else None
     return params_to_bytes({k: np.asarray(local[k] - w0[k]) for k in w0}, meta)
 
 
 def _ctx(sp, w0, gate="th", tau=0.6, m=10):
-    c = checks.Csves(gate, m, int(tau * 10**6), SEED)
-    return checks.CsvesContext(c, {k: np.asarray(v) for k, v in w0.items()}, np.asarray(sp.val.x)[:200],
+    c = csves_gate.Csves(gate, m, int(tau * 10**6), SEED)
+    return csves_gate.CsvesContext(c, {k: np.asarray(v) for k, v in w0.items()}, np.asarray(sp.val.x)[:200],
                                np.asarray(sp.val.y)[:200], 10)
 
 
@@ -69,8 +69,8 @@ def test_declaration_is_bound_in_the_blob_and_metadata_keeps_the_bytes_determini
     sp, part, w0 = world
     a, b = _update(w0, part.clients[1].data), _update(w0, part.clients[1].data)
     assert a == b  # one metadata key: the same update gives the same bytes, hence the same hash
-    meta = checks.blob_metadata(a)
-    assert checks.declared_classes(meta, 10) == declared_classes(np.asarray(part.clients[1].data.y), 10)
+    meta = csves_gate.blob_metadata(a)
+    assert csves_gate.declared_classes(meta, 10) == declared_classes(np.asarray(part.clients[1].data.y), 10)
     assert params_from_bytes(a, ARCH).keys() == set(ARCH.shapes())  # metadata does not disturb decoding
     with pytest.raises(SerializationError, match="at most one metadata entry"):
         params_to_bytes({"w0": np.zeros((64, 10), np.float32)}, {"a": "1", "b": "2"})
@@ -120,14 +120,14 @@ def test_csves_tr_reads_the_self_reported_trajectory_only(world):
 
 
 def test_the_seed_is_derived_from_the_round_and_nothing_else():
-    s = checks.csves_seed(31337, "0x" + "11" * 20, 1, 0)
+    s = csves_gate.csves_seed(31337, "0x" + "11" * 20, 1, 0)
     assert s == SEED and len(s) == 32
-    assert len({checks.csves_seed(31337, "0x" + "11" * 20, 1, r) for r in range(5)}) == 5
-    assert checks.csves_seed(1, "0x" + "11" * 20, 1, 0) != s
+    assert len({csves_gate.csves_seed(31337, "0x" + "11" * 20, 1, r) for r in range(5)}) == 5
+    assert csves_gate.csves_seed(1, "0x" + "11" * 20, 1, 0) != s
     with pytest.raises(ValueError, match="unknown CSVES gate"):
-        checks.Csves.for_round("both", m=10, tau=0.1, chain_id=1, contract="0x" + "11" * 20, task_id=1, round=0)
+        csves_gate.Csves.for_round("both", m=10, tau=0.1, chain_id=1, contract="0x" + "11" * 20, task_id=1, round=0)
     with pytest.raises(ValueError, match="0 < tau <= 1"):
-        checks.Csves.for_round("th", m=10, tau=0.0, chain_id=1, contract="0x" + "11" * 20, task_id=1, round=0)
+        csves_gate.Csves.for_round("th", m=10, tau=0.0, chain_id=1, contract="0x" + "11" * 20, task_id=1, round=0)
 
 
 # ------------------------------------------------------------------ a miner's check, on chain

@@ -167,7 +167,7 @@ def test_a_faulty_client_under_data_cost_gated_with_csves_th_is_excluded_and_the
     import jax
     import jax.numpy as jnp
 
-    from fedcoin.content import checks
+    from fedcoin.content import csves_gate
     from fedcoin.ml.csves import declared_classes
     from fedcoin.protocol import posap
     from fl_server.fedavg import local_sgd
@@ -182,7 +182,7 @@ def test_a_faulty_client_under_data_cost_gated_with_csves_th_is_excluded_and_the
         local = local_sgd(ARCH, w0, jnp.asarray(data.x), jnp.asarray(y), jnp.int32(len(y)), jnp.float32(0.5),
                           key=jax.random.key(9), steps=20, batch_size=10)
         blob = params_to_bytes({k: np.asarray(local[k] - w0[k]) for k in w0},
-                               checks.declaration_metadata(declared_classes(np.asarray(data.y), 10)))
+                               csves_gate.declaration_metadata(declared_classes(np.asarray(data.y), 10)))
         p.fc.as_account(faulty).register_update(p.task, 0, content_hash(blob), p.store.put(blob), len(y))
         for m, name in zip(p.miners[:2], ("m1", "m2")):
             p.miner(m, name)

@@ -57,10 +57,10 @@ Meaning:
   ``data-cost-gated``, :data:`fedcoin.protocol.posap.PAYMENT_RULES`); miners refuse a spec
   whose rule is not the task's.
 * ``csves``: ``null``, or the round's Class-Sampled Validation-Error gate (Record-and-Reward;
-  :class:`fedcoin.content.checks.Csves`): ``gate`` ``th`` (CSVES-Th, recomputed by every
+  :class:`fedcoin.content.csves_gate.Csves`): ``gate`` ``th`` (CSVES-Th, recomputed by every
   miner), ``tr`` (CSVES-Tr on the client's self-reported v_E, NOT verifiable) or ``th+tr``;
   ``m`` validation rows per declared class; ``tau_ppm`` τ in millionths (100000 = the
-  paper's 0.1); ``seed`` :func:`fedcoin.content.checks.csves_seed` of the round, which
+  paper's 0.1); ``seed`` :func:`fedcoin.content.csves_gate.csves_seed` of the round, which
   nobody chooses. Updates that fail it are excluded (``csves-th``, ``csves-tr``,
   ``csves-undeclared``) like any other failed check.
 
@@ -78,7 +78,8 @@ from typing import Sequence
 from fedcoin.ml.fedavg import DEFAULT_RULE, RULES
 from fedcoin.ml.models import Arch
 from fedcoin.ml.utility import METRICS
-from fedcoin.content.checks import CSVES_GATES, CSVES_MAX_M, REASONS
+from fedcoin.content.checks import REASONS
+from fedcoin.content.csves_gate import CSVES_GATES, CSVES_MAX_M
 from fedcoin.protocol.posap import PAYMENT_RULES
 from fedcoin.content.store import content_hash
 
