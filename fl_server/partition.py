@@ -13,6 +13,11 @@ Samples are drawn *without replacement across clients* (no two clients share an 
 until a label's pool is exhausted; only then is that label's pool reshuffled and reused
 (``Partition.pool_wraps`` counts how often that happened; 0 means all client data is disjoint).
 
+Record-and-Reward's Fig. 7 setting (:func:`shares_partition`): each client holds a given
+fraction of the pool (e.g. 0.1 … 0.5), drawn uniformly without replacement *within* a client
+but independently *across* clients, so shares overlap, as in that paper, where clients hold
+random portions of one training set rather than a split of it.
+
 Distance to the global distribution (:func:`emd_to_global`): for categorical labels with ground
 distance 1 between different labels, the earth mover's distance between two label
 distributions p and q is their total variation ½·Σ_c |p_c − q_c|. For type Tj against a uniform
@@ -167,6 +172,55 @@ def partition(
         idx = idx[rng.permutation(len(idx))]
         clients.append(Client(k, t, tuple(int(c) for c in labels), Dataset(pool.x[idx], pool.y[idx])))
     return Partition(tuple(clients), num_classes, pools.reused)
+
+
+def shares_partition(pool: Dataset, shares, *, num_clients: int | None = None, num_classes: int = 10,
+                     seed: int = 0) -> Partition:
+    """Clients holding uneven, overlapping IID shares of the pool (Record-and-Reward, Fig. 7).
+
+    Client k holds ``round(shares[k] * len(pool))`` examples drawn uniformly without replacement
+    from the whole pool, independently of the other clients: two clients may hold the same
+    example (the paper's clients sample one training set; they do not split it). Every client is
+    IID (type −1) and lists the labels present in its share.
+
+    Args:
+        pool: the training data the clients draw from.
+        shares: one fraction in (0, 1] per client.
+        num_clients: if given, ``len(shares)`` must equal it (the task's listed clients).
+        seed: seeds the draws; the same seed gives the same clients.
+
+    Returns:
+        A :class:`Partition` whose ``pool_wraps`` is K − 1: every client after the first draws
+        from the whole pool again.
+
+    Raises:
+        ValueError: a share outside (0, 1], one that rounds to no example, or the wrong count.
+
+    Examples:
+        >>> from fl_server.data import load_digits
+        >>> pool = load_digits().train
+        >>> shares_partition(pool, [0.1, 0.5]).n_k.tolist() == [round(0.1 * len(pool)), round(0.5 * len(pool))]
+        True
+    """
+    shares = [float(s) for s in shares]
+    if not shares:
+        raise ValueError("shares must list one fraction per client; got none")
+    if num_clients is not None and len(shares) != num_clients:
+        raise ValueError(f"shares must list one fraction per client: {num_clients} clients, "
+                         f"{len(shares)} shares given")
+    bad = [s for s in shares if not 0 < s <= 1]  # NaN fails this test too
+    if bad:
+        raise ValueError(f"every share must be a fraction of the pool in (0, 1]; got {bad}")
+    sizes = [int(round(s * len(pool))) for s in shares]
+    if min(sizes) < 1:
+        raise ValueError(f"share {shares[sizes.index(min(sizes))]} of a {len(pool)}-example pool is no example")
+    rng = np.random.default_rng(seed)
+    clients = []
+    for k, n in enumerate(sizes):
+        idx = rng.choice(len(pool), size=n, replace=False)  # already in random order
+        y = pool.y[idx]
+        clients.append(Client(k, -1, tuple(int(c) for c in np.unique(y)), Dataset(pool.x[idx], y)))
+    return Partition(tuple(clients), num_classes, len(clients) - 1)
 
 
 # --------------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ from fedcoin.content.store import ContentStore, content_hash
 from .client import DataOwner, TrainingConfig, next_global_model
 from .data import Splits, load_dataset
 from .fedavg import FedAvg, Strategy
-from .partition import Partition, partition
+from .partition import Partition, partition, shares_partition
 
 log = logging.getLogger("fedcoin.server")
 
@@ -88,6 +88,10 @@ class ServerConfig:
         arch: architecture id; default ``mlp-<d>-200-<classes>``.
         samples_per_client: n_k of every client.
         iid: IID clients instead of the paper's quality types.
+        shares: one fraction of the training pool per listed client: clients then hold uneven,
+            overlapping IID shares (:func:`fl_server.partition.shares_partition`, Record-and-
+            Reward's Fig. 7) and ``samples_per_client`` and ``iid`` are ignored. None (default):
+            the partition above, unchanged.
         seed: seeds the partition, w_0 and every round's local training.
         lr, local_steps, batch_size: local SGD (paper: 20 local iterations).
         aggregation: ``fedavg-weighted`` or ``fedavg-uniform``.
@@ -104,6 +108,7 @@ class ServerConfig:
     arch: str | None = None
     samples_per_client: int = 500
     iid: bool = False
+    shares: tuple[float, ...] | None = None
     seed: int = 0
     lr: float = 0.1
     local_steps: int = 20
@@ -220,7 +225,10 @@ class FLServer:
     @property
     def partition(self) -> Partition:
         """The simulated clients' data (client k = listed client k), drawn on first use."""
-        if self._partition is None:
+        if self._partition is None and self.config.shares is not None:
+            self._partition = shares_partition(self.splits.train, self.config.shares, num_clients=len(self.listed),
+                                               num_classes=self.splits.num_classes, seed=self.config.seed)
+        elif self._partition is None:
             self._partition = partition(
                 self.splits.train, num_clients=len(self.listed), samples_per_client=self.config.samples_per_client,
                 iid=self.config.iid, num_classes=self.splits.num_classes, seed=self.config.seed)

@@ -1,12 +1,13 @@
-"""The paper's quality-typed clients: label counts per type, seeds, IID, and the EMD table."""
+"""The paper's quality-typed clients: label counts per type, seeds, IID, and the EMD table; and
+Record-and-Reward's uneven, overlapping shares."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fl_server.data import load_digits
-from fl_server.partition import client_types, emd_table, emd_to_global, partition
+from fl_server.data import Dataset, load_digits
+from fl_server.partition import client_types, emd_table, emd_to_global, partition, shares_partition
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +65,67 @@ def test_measured_emd_table_tracks_the_exact_values(digits):
         assert abs(r["emd"] - r["emd_exact"]) < 0.05
         assert abs(r["emd_paper"] - r["emd_paper_exact"]) < 0.01
     assert [r["emd"] for r in table] == sorted(r["emd"] for r in table)
+
+
+def _indexed_pool(n=1000):
+    """A pool whose row i carries i in its first feature, so a client's rows name their indices."""
+    x = np.zeros((n, 3), np.float32)
+    x[:, 0] = np.arange(n)
+    return Dataset(x, (np.arange(n) % 10).astype(np.int32))
+
+
+def _indices(client):
+    return client.data.x[:, 0].astype(np.int64)
+
+
+def test_shares_give_round_share_times_pool_distinct_examples_per_client():
+    pool = _indexed_pool(1000)
+    shares = np.linspace(0.1, 0.5, 10)
+    part = shares_partition(pool, shares, num_clients=10, seed=0)
+    assert part.n_k.tolist() == [round(s * 1000) for s in shares]
+    for c in part.clients:
+        idx = _indices(c)
+        assert len(np.unique(idx)) == len(idx)  # without replacement within a client
+        assert np.array_equal(c.data.y, pool.y[idx])
+        assert c.type == -1 and c.labels == tuple(range(10))
+    assert part.pool_wraps == 9
+
+
+def test_shares_overlap_between_clients():
+    part = shares_partition(_indexed_pool(1000), [0.5, 0.5, 0.3], seed=1)
+    a, b, c = (set(_indices(cl).tolist()) for cl in part.clients)
+    # independent halves share about a quarter of the pool; a split would share nothing
+    assert 150 < len(a & b) < 350
+    assert a & c and b & c
+
+
+def test_shares_are_seeded():
+    pool = _indexed_pool(500)
+    a, b, c = (shares_partition(pool, [0.2, 0.4], seed=s) for s in (3, 3, 4))
+    assert all(np.array_equal(x.data.x, y.data.x) for x, y in zip(a.clients, b.clients))
+    assert any(not np.array_equal(x.data.x, y.data.x) for x, y in zip(a.clients, c.clients))
+
+
+@pytest.mark.parametrize("shares, match", [
+    ([0.1, 0.0], r"\(0, 1\]"),
+    ([-0.2, 0.3], r"\(0, 1\]"),
+    ([0.5, 1.5], r"\(0, 1\]"),
+    ([0.5, float("nan")], r"\(0, 1\]"),
+    ([], "got none"),
+    ([0.0004], "is no example"),
+])
+def test_bad_shares_are_refused_with_the_reason(shares, match):
+    with pytest.raises(ValueError, match=match):
+        shares_partition(_indexed_pool(1000), shares)
+
+
+def test_the_wrong_number_of_shares_is_refused():
+    with pytest.raises(ValueError, match="3 clients, 2 shares given"):
+        shares_partition(_indexed_pool(1000), [0.1, 0.2], num_clients=3)
+
+
+def test_labels_are_those_present_in_the_share(digits):
+    part = shares_partition(digits.train, [0.005, 1.0], seed=0)
+    small, whole = part.clients
+    assert small.labels == tuple(np.unique(small.data.y).tolist())
+    assert whole.labels == tuple(range(10)) and whole.n == len(digits.train)

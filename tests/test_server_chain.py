@@ -164,3 +164,14 @@ def test_cli_runs_a_round_with_keys_from_the_environment(task_env, anvil, monkey
     assert rc == 0, out
     assert f"task {task}: 1 round(s) handled" in out and "3 update(s) registered (3 by the simulation now)" in out
     assert len(fc.registrations(task, 0)) == 3 and len(fc.published_events(task, 0)) == 1
+
+
+def test_shares_give_each_listed_client_its_fraction_of_the_pool(task_env):
+    import dataclasses
+
+    pool = len(task_env["splits"].train)
+    srv = _server(task_env, config=dataclasses.replace(CONFIG, shares=(0.1, 0.2, 0.3, 0.5)))
+    assert srv.partition.n_k.tolist() == [round(s * pool) for s in (0.1, 0.2, 0.3, 0.5)]
+    assert [srv.owners[c].n_k for c in srv.listed] == srv.partition.n_k.tolist()
+    with pytest.raises(ValueError, match="4 clients, 2 shares given"):
+        _server(task_env, config=dataclasses.replace(CONFIG, shares=(0.1, 0.2)))
