@@ -73,11 +73,15 @@ def test_status_names_each_party_its_amount_and_command_then_withdraw_empties_th
 
 def test_refund_only_when_due_then_the_requester_gets_the_escrow(env):
     w3, fc, a = env
-    task = fc.create_task(a.server.address, [c.address for c in a.clients], 1, ETH, accept_window=100).task_id
+    # The deadline from the next block's time: after snapshot reverts this module's chain can lag
+    # the wall clock, and a deadline from the latest block alone could then pass before the test
+    # starts (for the tool, judged by the wall clock) while the chain still says it has not.
+    deadline = fc.next_block_time() + 100
+    task = fc.create_task(a.server.address, [c.address for c in a.clients], 1, ETH, accept_deadline=deadline).task_id
     with pytest.raises(collect.CollectError, match="waiting for its server"):
         collect.refund(fc, task, out=io.StringIO())
     assert fc.get_task(task).escrow == ETH  # nothing was sent
-    advance(w3, 101)
+    advance(w3, deadline - fc.latest_timestamp() + 1)
     before = w3.eth.get_balance(a.requester.address)
     out = io.StringIO()
     credited = collect.refund(fc, task, out=out)  # sent by the requester: refunded and withdrawn

@@ -239,7 +239,7 @@ def test_commit_cap_rejects_a_65th_commitment_that_cannot_displace(env):
     from eth_account import Account
 
     w3, fc, _ = env
-    assert (fc.commit_cap(3), fc.commit_cap(100), fc.commit_cap(200), fc.commit_cap(1000)) == (64, 64, 40, 8)
+    assert (fc.commit_cap(3), fc.commit_cap(100), fc.commit_cap(200), fc.commit_cap(1000)) == (64, 64, 35, 7)
     tid = published(fc)
     miners = [Account.create() for _ in range(65)]
     funder = as_(fc, A.requester)
