@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import platform
 import sys
 import textwrap
 import time
@@ -56,6 +54,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fedcoin.dev.machine import describe as describe_machine  # noqa: E402
 from fedcoin.ml import fedavg as fedavg_rule  # noqa: E402
 from fedcoin.ml.models import Arch, Params, accuracy, apply, cross_entropy, init_params  # noqa: E402
 from fl_server.data import Dataset, Splits  # noqa: E402
@@ -343,12 +342,6 @@ def plot(rows: list[dict], path: Path, title: str, batch: int = 64) -> None:
     plt.close(fig)
 
 
-def machine() -> str:
-    la = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{platform.platform()} ({platform.machine()}), {os.cpu_count()} CPUs, JAX {jax.__version__} on " \
-           f"{jax.devices()[0].platform}; load average {la}"
-
-
 def _ints(s: str) -> tuple[int, ...]:
     return tuple(int(v) for v in s.split(",") if v)
 
@@ -378,7 +371,7 @@ def main(argv=None) -> list[dict]:
     from fl_server.data import load_mnist
 
     wall = time.perf_counter()
-    print(f"[flchain] machine: {machine()}", flush=True)
+    print(f"[flchain] machine: {describe_machine()}", flush=True)
     rows = simulate(load_mnist(), trainers=_ints(a.trainers), archs=tuple(a.arch.split(",")), local_steps=local_steps,
                     iterations=a.iterations, lr=a.lr, batch=a.batch, seed=a.seed, **sizes,
                     log=lambda s: print(s, flush=True))
@@ -396,7 +389,7 @@ def main(argv=None) -> list[dict]:
     print(f"\nFLChain Tables V and VI ({title}).")
     print(markdown(rows, a.batch, local_steps[0]))
     print(f"\n[flchain] wrote {a.out / 'flchain_tables.csv'} and {a.out / 'flchain_tables.png'}")
-    print(f"[flchain] wall time {elapsed:.1f} s; machine after the run: {machine()}")
+    print(f"[flchain] wall time {elapsed:.1f} s; machine after the run: {describe_machine()}")
     return rows
 
 

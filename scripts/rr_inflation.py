@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -55,6 +53,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from eth_utils import keccak  # noqa: E402
 
+from fedcoin.dev.machine import describe as describe_machine  # noqa: E402
 from fedcoin.ml import csves  # noqa: E402
 from fedcoin.ml import fedavg as fedavg_rule  # noqa: E402
 from fedcoin.ml.models import Arch  # noqa: E402
@@ -241,12 +240,6 @@ def run(*, dataset: str = "mnist", clients: int = 10, rows: int = 500, factor: f
     return {"rows": out_rows, "round": rd, "results": cache, "n": n, "inflaters": inflaters}
 
 
-def machine() -> str:
-    la = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{platform.platform()} ({platform.machine()}), {os.cpu_count()} CPUs, JAX {jax.__version__} on " \
-           f"{jax.devices()[0].platform}; load average {la}"
-
-
 def print_tables(res: dict, log=print) -> None:
     rows = res["rows"]
     log("\ncase   inflater  mitigation  agg       f     rule             honest share  inflated share  gain ×")
@@ -297,7 +290,7 @@ def main(argv=None) -> dict:
     write_csv(res["rows"], path)
     wall = time.time() - t0
     res["wall_s"] = wall
-    print(f"\nwrote {path}\nwall time {wall:.1f} s; machine: {machine()}")
+    print(f"\nwrote {path}\nwall time {wall:.1f} s; machine: {describe_machine()}")
     return res
 
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -54,6 +53,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from eth_utils import keccak  # noqa: E402
 
+from fedcoin.dev.machine import describe as describe_machine  # noqa: E402
 from fedcoin.ml import csves  # noqa: E402
 from fedcoin.ml.models import Arch, init_params  # noqa: E402
 
@@ -232,12 +232,6 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def machine() -> str:
-    la = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{platform.platform()} ({platform.machine()}), {os.cpu_count()} CPUs, JAX {jax.__version__} on " \
-           f"{jax.devices()[0].platform}; load average {la}"
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--devices", type=int, default=1000)
@@ -267,7 +261,7 @@ def main(argv=None) -> int:
     from fl_server.data import load_dataset
 
     wall = time.perf_counter()
-    print(f"[rr] machine: {machine()}", flush=True)
+    print(f"[rr] machine: {describe_machine()}", flush=True)
     splits = load_dataset(a.data or "mnist")
     res = simulate(splits, devices=a.devices, points=a.points, epochs=a.epochs, batch=a.batch, lr=a.lr,
                    every=a.every, seed=a.seed, kinds=kinds, val_size=a.val_size, pretrain_frac=a.pretrain_frac,
@@ -287,7 +281,7 @@ def main(argv=None) -> int:
     print("Paper: overall figures only (valid, faulty); its faulty data is compared with our 'permuted'.\n")
     print(markdown(rows))
     print(f"\n[rr] wrote {a.out / 'rr_tables.csv'} and {a.out / 'rr_tables.png'}")
-    print(f"[rr] wall time {elapsed:.1f} s; machine after the run: {machine()}")
+    print(f"[rr] wall time {elapsed:.1f} s; machine after the run: {describe_machine()}")
     return 0
 
 

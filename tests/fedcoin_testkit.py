@@ -4,7 +4,10 @@ a ready task, and a full-state fingerprint for "a rejection changes nothing" che
 from __future__ import annotations
 
 import functools
+import importlib.util
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from eth_account import Account
 from web3 import Web3
@@ -108,3 +111,14 @@ def default_params(**kw) -> DeployParams:
 #: hand-made vectors below have a known geometry; registration 100 s, commit 100 s, reveal 100 s.
 TEST_TASK = dict(difficulty=10**17, p=2, relative=False, registration_window=100, commit_window=100,
                  reveal_window=100, claim_window=86400)
+
+
+def load_script(name: str):
+    """Import ``scripts/<name>.py`` as a module (registered in ``sys.modules``, which its
+    dataclasses need), so a test can call its functions and ``main``."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_script_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod

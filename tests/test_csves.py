@@ -8,9 +8,7 @@ documented recipe and pinned to one known output.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +18,8 @@ from eth_utils import keccak
 
 from fedcoin.ml import csves
 from fedcoin.ml.models import Arch, init_params
+from fedcoin_testkit import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 POOL = np.arange(40) % 4  # ten rows of each of the classes 0..3
 
 
@@ -215,9 +213,7 @@ def test_train_many_equals_a_loop_of_train_with_trajectory():
 
 
 def test_rr_tables_quick_writes_the_documented_csv(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("_rr_tables", ROOT / "scripts" / "rr_tables.py")
-    rr = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rr)
+    rr = load_script("rr_tables")
     assert rr.main(["--quick", "--kinds", "valid,permuted", "--out", str(tmp_path)]) == 0
     with open(tmp_path / "rr_tables.csv") as f:
         reader = csv.DictReader(f)

@@ -7,21 +7,12 @@ bundled 8×8 digits (``fl_server.data.load_digits``), so nothing is downloaded o
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_fig_{name}", ROOT / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from fedcoin_testkit import load_script
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +23,7 @@ def digits():
 
 
 def test_figure4_gives_one_finite_row_per_type_with_efficient_rounds(digits):
-    fig4 = _load("figure4")
+    fig4 = load_script("figure4")
     res = fig4.shapley_by_type(digits, clients=10, samples=40, valued_rounds=[1, 2], perms=40,
                                perms_per_step=20, val_size=100, log=lambda *_: None)
     types = res["types"]
@@ -52,7 +43,7 @@ def test_figure4_gives_one_finite_row_per_type_with_efficient_rounds(digits):
 
 
 def test_figure4_main_writes_csv_with_the_documented_columns(tmp_path):
-    fig4 = _load("figure4")
+    fig4 = load_script("figure4")
     assert fig4.parse_rounds("1-3,5") == [1, 2, 3, 5]
     # the same shapes as the other tests, so the jitted functions are compiled once
     rc = fig4.main(["--data", "digits", "--clients", "10", "--samples", "40", "--rounds-valued", "2",
@@ -70,7 +61,7 @@ def test_figure6_exact_reference_is_efficient_and_errors_are_nonnegative(digits)
 
     from fedcoin.ml.utility import utility_jit
 
-    fig6 = _load("figure6")
+    fig6 = load_script("figure6")
     rg, types = fig6.round_game(digits, clients=10, samples=40, round=2, val_size=100)
     assert types == list(range(10))  # one client per type
     Ds = (1e-1, 1e-3, 1e-6)
@@ -103,7 +94,7 @@ def test_simulate_posap_needs_two_miners(digits):
 
     from miners.shapley import additive_game
 
-    fig6 = _load("figure6")
+    fig6 = load_script("figure6")
     game = additive_game(np.array([1.0, 2.0, 3.0], np.float32))
     with pytest.raises(ValueError, match="at least 2 miners"):
         fig6.simulate_posap(game, np.array([1.0, 2.0, 3.0]), key=jax.random.key(0), miners=1)

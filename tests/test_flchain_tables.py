@@ -4,25 +4,14 @@ trainers' shards, and the --quick run (2 trainers, 50 SGD steps, 4 000 / 1 000 /
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from fedcoin_testkit import load_script
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("flchain_tables", ROOT / "scripts" / "flchain_tables.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["flchain_tables"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fl = _load()
+fl = load_script("flchain_tables")
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ Rounds run on wall-clock deadlines (no time travel), as users' rounds do.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -82,6 +83,24 @@ class Party:
     def log(self, name: str) -> str:
         return (self.tmp / f"{name}.log").read_text()
 
+    def spec(self, rnd: int = 0):
+        """Round ``rnd``'s published spec, fetched by its on-chain hash."""
+        ev = self.fc.published_events(self.task, rnd)[-1]
+        return parse(self.store.get(ev["specLocator"], self.fc.get_round(self.task, rnd).spec_hash))
+
+    def amounts(self, rnd: int = 0) -> dict:
+        """Round ``rnd``'s amount per registered client (the round must have settled)."""
+        fin = self.fc.round_finalized(self.task, rnd)
+        assert fin is not None, self.log("m1")
+        return dict(zip(self.fc.registered_clients(self.task, rnd), fin["amounts"]))
+
+    def assert_clean(self, *miners: str) -> None:
+        """No miner crashed or refused, every wei is accounted for and the audit holds."""
+        for name in miners:
+            assert "Traceback" not in self.log(name) and "REFUSED" not in self.log(name)
+        acc = task_accounting(self.fc, self.task)
+        assert acc.unaccounted == 0 and audit(self.fc).ok
+
     def serve(self) -> threading.Thread:
         def go():
             try:
@@ -138,19 +157,13 @@ def test_hostile_clients_are_excluded_and_the_round_settles_paying_the_others(no
         server = p.serve()
         server.join(timeout=CONFIG.round_timeout)
         assert not p.errors, p.errors
-        spec = parse(p.store.get(p.fc.published_events(p.task, 0)[-1]["specLocator"], p.fc.get_round(p.task, 0).spec_hash))
+        spec = p.spec()
         got = {spec.updates[e.index].client: e.reason for e in spec.excluded}
         assert got == {c.address: r for c, r in zip(bad, blobs)}, got
-        fin = p.fc.round_finalized(p.task, 0)
-        assert fin is not None, p.log("m1")
-        order = p.fc.registered_clients(p.task, 0)
-        amounts = dict(zip(order, fin["amounts"]))
+        amounts = p.amounts()
         assert all(amounts[c.address] == 0 for c in bad)
         assert sum(amounts[c.address] for c in honest) > 0
-        for name in ("m1", "m2"):
-            assert "Traceback" not in p.log(name) and "REFUSED" not in p.log(name)
-        acc = task_accounting(p.fc, p.task)
-        assert acc.unaccounted == 0 and audit(p.fc).ok
+        p.assert_clean("m1", "m2")
         print(f"excluded {got}; honest amounts {[amounts[c.address] for c in honest]}")
     finally:
         p.close()
@@ -172,7 +185,7 @@ def test_a_faulty_client_under_data_cost_gated_with_csves_th_is_excluded_and_the
     from fedcoin.protocol import posap
     from fl_server.fedavg import local_sgd
 
-    cfg = ServerConfig(**{**CONFIG.__dict__, "csves": "th", "csves_tau": 0.6, "local_steps": 20})
+    cfg = dataclasses.replace(CONFIG, csves="th", csves_tau=0.6, local_steps=20)
     p = Party(node.url, tmp_path, n_clients=4, server_keys=3, config=cfg, payment="data-cost-gated")
     try:
         honest, faulty = p.listed[:3], p.listed[3]
@@ -189,28 +202,24 @@ def test_a_faulty_client_under_data_cost_gated_with_csves_th_is_excluded_and_the
         server = p.serve()
         server.join(timeout=cfg.round_timeout)
         assert not p.errors, p.errors
-        spec = parse(p.store.get(p.fc.published_events(p.task, 0)[-1]["specLocator"], p.fc.get_round(p.task, 0).spec_hash))
+        spec = p.spec()
         assert spec.payment == "data-cost-gated" and spec.csves["gate"] == "th"
         assert {spec.updates[e.index].client: e.reason for e in spec.excluded} == {faulty.address: "csves-th"}
+        amounts = p.amounts()
         fin = p.fc.round_finalized(p.task, 0)
-        assert fin is not None, p.log("m1")
-        order = p.fc.registered_clients(p.task, 0)
-        amounts = dict(zip(order, fin["amounts"]))
         train = p.fc.round_prices(p.task, 0)[0]
+        costs = p.fc.data_costs(p.task, 0)
         want, _ = posap.client_payouts(train, list(fin["centre"]), payment="data-cost-gated",
-                                       data_costs=p.fc.data_costs(p.task, 0), excluded=spec.excluded_indices)
+                                       data_costs=costs, excluded=spec.excluded_indices)
         assert list(fin["amounts"]) == want
         assert amounts[faulty.address] == 0
         paid = [c for c in honest if amounts[c.address] > 0]
         assert paid, amounts
-        n = dict(zip(order, p.fc.data_costs(p.task, 0)))
+        n = dict(zip(amounts, costs))  # amounts is keyed in registration order
         total_n = sum(n[c.address] for c in paid)
         assert all(amounts[c.address] == train * n[c.address] // total_n for c in paid)
-        for name in ("m1", "m2"):
-            assert "Traceback" not in p.log(name) and "REFUSED" not in p.log(name)
-        acc = task_accounting(p.fc, p.task)
-        assert acc.unaccounted == 0 and audit(p.fc).ok
-        print(f"data-cost-gated + CSVES-Th: amounts {[amounts[c] for c in order]}; faulty {faulty.address[:8]} got 0")
+        p.assert_clean("m1", "m2")
+        print(f"data-cost-gated + CSVES-Th: amounts {list(amounts.values())}; faulty {faulty.address[:8]} got 0")
     finally:
         p.close()
 

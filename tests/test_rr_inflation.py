@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from fedcoin_testkit import load_script
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("rr_inflation", ROOT / "scripts" / "rr_inflation.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["rr_inflation"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-rr = _load()
+rr = load_script("rr_inflation")
 FACTOR = 10.0
 
 

@@ -450,10 +450,10 @@ class FedCoin:
     ) -> TxResult:
         """``finalize``; the client list, their data costs, the attempt's reveals (with bonds) and
         the centre (their stake-weighted lower median) come from events when omitted."""
-        if clients is None:
-            clients = self.registered_clients(task_id, round)
-        if data_costs is None:
-            data_costs = self.data_costs(task_id, round)
+        if clients is None or data_costs is None:
+            regs = self.registrations(task_id, round)  # one event query for both lists
+            clients = [e.args["client"] for e in regs] if clients is None else clients
+            data_costs = [int(e.args["dataCost"]) for e in regs] if data_costs is None else data_costs
         if reveals is None:
             reveals = self.reveals(task_id, round)
         if centre is None:

@@ -298,11 +298,15 @@ def client_payouts(
         data_costs: the registered n_k (required by the data-cost rules).
         excluded: registration indices the server excluded.
     """
-    w = payout_weights(payment, centre, data_costs, excluded)
-    total = sum(w)
+    return _split(train, payout_weights(payment, centre, data_costs, excluded))
+
+
+def _split(train: int, weights: Sequence[int]) -> tuple[list[int], int]:
+    """``train · w_k // Σw`` each and the dust (all of ``train`` when Σw = 0)."""
+    total = sum(weights)
     if total == 0:
-        return [0] * len(centre), train
-    amounts = [train * x // total for x in w]
+        return [0] * len(weights), train
+    amounts = [train * x // total for x in weights]
     return amounts, train - sum(amounts)
 
 
@@ -457,10 +461,11 @@ def settle(
     out.returned = [0 if c == SLASHED else b for b, c in zip(bonds, codes)]
     out.slashed = sum(b for b, c in zip(bonds, codes) if c == SLASHED)
     out.qualified = len(q)
-    amounts, train_dust = client_payouts(train, centre, payment=payment, data_costs=data_costs, excluded=excluded)
+    weights = payout_weights(payment, centre, data_costs, excluded)
+    amounts, train_dust = _split(train, weights)
     out.amounts, out.refund = amounts, train_dust + sap_dust
-    weighted = any(payout_weights(payment, centre, data_costs, excluded))
-    out.payouts_root = payout_tree(task_id, round, clients, amounts).root if weighted else ZERO_HASH
+    # the contract builds a root exactly when some client has weight (even if train is 0)
+    out.payouts_root = payout_tree(task_id, round, clients, amounts).root if any(weights) else ZERO_HASH
     out.winner, out.winner_index = reveals[idx].miner, idx
     out.centre_hash, out.winner_hash = vector_hash(centre), vector_hash(reveals[idx].values)
     out.train, out.com, out.sap = train, com, sap

@@ -257,24 +257,24 @@ def payout_table(fc: FedCoin, task_id: int, round: int | None = None, store=None
         if not (len(clients) == len(centre) == len(amounts)):
             raise ChainError(f"task {task_id} round {rnd}: {len(clients)} registrations but "
                              f"{len(centre)} centre entries and {len(amounts)} amounts")
-        checks = {i: "excluded" for i in fc.excluded(task_id, rnd)}
+        pub = fc.published_events(task_id, rnd)
+        checks = {int(i): "excluded" for i in pub[-1].args["excluded"]} if pub else {}
         if store is not None and checks:
-            checks.update(_spec_reasons(fc, store, task_id, rnd))
+            checks.update(_spec_reasons(fc, store, task_id, rnd, pub[-1]))
         for i, (c, m, a) in enumerate(zip(clients, centre, amounts)):
             rows.append(PayoutRow(rnd, c, i, fixedpoint.decode(m), m, a, (rnd, c) in claimed,
                                   int(regs[i].args["dataCost"]), checks.get(i, "ok")))
     return rows
 
 
-def _spec_reasons(fc: FedCoin, store, task_id: int, rnd: int) -> dict[int, str]:
+def _spec_reasons(fc: FedCoin, store, task_id: int, rnd: int, published) -> dict[int, str]:
     """Exclusion reasons by registration index from the round's published spec ({} if unreadable)."""
     from fedcoin.content.spec import SpecError, parse
     from fedcoin.content.store import StoreError
 
-    ev = fc.published_events(task_id, rnd)
     try:
-        spec = parse(store.get(ev[-1].args["specLocator"], fc.get_round(task_id, rnd).spec_hash))
-    except (IndexError, SpecError, StoreError, OSError, ValueError):
+        spec = parse(store.get(published.args["specLocator"], fc.get_round(task_id, rnd).spec_hash))
+    except (SpecError, StoreError, OSError, ValueError):
         return {}
     return {e.index: e.reason for e in spec.excluded}
 

@@ -48,7 +48,7 @@ from typing import Any, Sequence
 
 from fedcoin.protocol import posap
 from fedcoin.protocol.commitment import registration_accumulator, reveal_accumulator, vector_hash
-from fedcoin.protocol.merkle import ZERO_HASH, payout_tree
+from fedcoin.protocol.merkle import ZERO_HASH
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ def collect(fc) -> AuditInputs:
     for e in fc.block_events():
         by_height.setdefault(int(e.args["height"]), []).append(dict(e.args))
     tasks: dict[int, Any] = {}
-    configured: dict[int, int | None] = {}
+    configured: dict[int, dict | None] = {}  # each task's TaskConfigured args (its first D and its rule)
     blocks = []
     for h in range(count):
         rec = fc.get_block(h)
@@ -192,17 +192,18 @@ def collect(fc) -> AuditInputs:
         if tid not in tasks:
             tasks[tid] = fc.get_task(tid)
             cfg_ev = fc.task_configured_events(tid)
-            configured[tid] = int(cfg_ev[0].args["payment"]) if cfg_ev else None
+            configured[tid] = dict(cfg_ev[0].args) if cfg_ev else None
         t = tasks[tid]
         ri = fc.get_round(tid, rnd)
         fin = fc.finalized_events(tid, rnd)
         pub = fc.published_events(tid, rnd)
         reveals = tuple(fc.reveals(tid, rnd, attempt=ri.attempt))
         views = [fc.get_commitment(tid, rnd, ri.attempt, r.miner) for r in reveals]
+        regs = fc.registrations(tid, rnd)
         blocks.append(BlockEvidence(
             height=h, record=rec, events=tuple(by_height.get(h, ())),
             finalized=dict(fin[-1].args) if fin else None,
-            clients=tuple(fc.registered_clients(tid, rnd)),
+            clients=tuple(e.args["client"] for e in regs),
             reveals=reveals, attempt=ri.attempt,
             registration_acc=ri.registration_acc, reveal_acc=ri.reveal_acc,
             round_difficulty=ri.difficulty, published_difficulty=pub[-1].args["difficulty"] if pub else None,
@@ -211,15 +212,13 @@ def collect(fc) -> AuditInputs:
             judged=tuple(dict(e.args) for e in fc.judged_events(tid, rnd)),
             commit_times=tuple(v.committed_at for v in views),
             published_at=(pub[0].block_number, pub[0].log_index) if pub else None, published_time=ri.published_at,
-            data_costs=tuple(fc.data_costs(tid, rnd)), excluded=tuple(int(i) for i in pub[-1].args["excluded"]) if pub else (),
-            payment=t.payment, configured_payment=configured.get(tid),
+            data_costs=tuple(int(e.args["dataCost"]) for e in regs),
+            excluded=tuple(int(i) for i in pub[-1].args["excluded"]) if pub else (),
+            payment=t.payment, configured_payment=int(configured[tid]["payment"]) if configured[tid] else None,
         ))
     adjustments = tuple(((e.block_number, e.log_index), e.args["taskId"], e.args["round"], e.args["oldDifficulty"],
                          e.args["newDifficulty"], e.args["elapsed"]) for e in fc.difficulty_events())
-    first = {}
-    for tid in tasks:
-        cfg = fc.task_configured_events(tid)
-        first[tid] = cfg[0].args["difficulty"] if cfg else None
+    first = {tid: cfg["difficulty"] if cfg else None for tid, cfg in configured.items()}
     return AuditInputs(tuple(blocks), count, head, adjustments, first, fc.target_block_time())
 
 
