@@ -47,7 +47,7 @@ def new_task(fc, a, rounds=1, value=10**18, clients=None, **overrides):
 
 
 def play_round(w3, fc, a, task_id, rnd, vectors, iterations, *, reveal_mask=None, bonds=None, register=True,
-               ledger=None, miners=None, excluded=(), data_costs=None):
+               ledger=None, miners=None, excluded=(), data_costs=None, spec_hash=b"\x05" * 32):
     """Register every client (unless ``register`` is False; client j declares
     ``data_costs[j]``, default 100), publish (with ``excluded``), and
     miner i (of ``miners``, default ``a.miners``) commits ``vectors[i]`` with bond
@@ -60,7 +60,7 @@ def play_round(w3, fc, a, task_id, rnd, vectors, iterations, *, reveal_mask=None
         for j, c in enumerate(a.clients):
             n = 100 if data_costs is None else data_costs[j]
             track(c, fc.as_account(c).register_update(task_id, rnd, bytes([rnd + 1]) * 32, f"cid-{c.address}", n))
-        track(a.server, fc.as_account(a.server).publish_shapley_task(task_id, rnd, b"\x05" * 32, "spec",
+        track(a.server, fc.as_account(a.server).publish_shapley_task(task_id, rnd, spec_hash, "spec",
                                                                      excluded=excluded))
     salts = []
     min_bond = fc.min_bond()

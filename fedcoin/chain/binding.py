@@ -81,14 +81,15 @@ def open_fedcoin(rpc_url: str, address: str | None = None, account: LocalAccount
     return FedCoin(w3, address, account)
 
 
-class FedCoin:
-    """A FedCoin contract at ``address`` on ``w3``, acting as ``account`` (None: read-only).
-
-    Write methods return :class:`TxResult` (or raise :class:`ContractRevert`); view methods
-    return plain Python values / dataclasses; event readers return lists of :class:`Event`
-    in chain order. ``gas_multiplier`` pads estimated gas; fees are EIP-1559 with
-    ``maxFeePerGas = 2·baseFee + priority``.
+class ContractBinding:
+    """A shipped contract (artifact ``ARTIFACT``) at ``address`` on ``w3``, acting as ``account``
+    (None: read-only): the signing, sending, event decoding and ledger views FedCoin and FLChain
+    share. Write methods return :class:`TxResult` (or raise :class:`ContractRevert`); event
+    readers return lists of :class:`Event` in chain order. ``gas_multiplier`` pads estimated gas;
+    fees are EIP-1559 with ``maxFeePerGas = 2·baseFee + priority``.
     """
+
+    ARTIFACT = ""
 
     def __init__(
         self,
@@ -102,7 +103,7 @@ class FedCoin:
         retries: int = 4,
     ):
         self.w3 = w3
-        self.abi = load_artifact("FedCoin")["abi"]
+        self.abi = load_artifact(self.ARTIFACT)["abi"]
         self.address = to_checksum_address(address)
         self.contract = w3.eth.contract(address=self.address, abi=self.abi)
         self.account = account
@@ -115,23 +116,20 @@ class FedCoin:
     # ---- construction
 
     @classmethod
-    def deploy(cls, w3: Web3, account: LocalAccount, params: DeployParams | None = None, **kwargs) -> "FedCoin":
-        """Deploy a new FedCoin with ``params`` (defaults: :class:`DeployParams`)."""
-        params = params or DeployParams()
-        art = load_artifact("FedCoin")
+    def _deploy(cls, w3: Web3, account: LocalAccount, args: Sequence[Any], **kwargs):
+        art = load_artifact(cls.ARTIFACT)
         factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
-        data = factory.constructor(*params.as_args())._build_transaction({"from": account.address})["data"]
+        data = factory.constructor(*args)._build_transaction({"from": account.address})["data"]
         res = Transactor(w3, account, ErrorDecoder(art["abi"]), **kwargs).send({"data": data}, "constructor", to=None)
-        address = res.receipt["contractAddress"]
-        inst = cls(w3, address, account, **kwargs)
+        inst = cls(w3, res.receipt["contractAddress"], account, **kwargs)
         inst.deploy_result = res  # type: ignore[attr-defined]
         return inst
 
-    def as_account(self, account: LocalAccount | None) -> "FedCoin":
+    def as_account(self, account: LocalAccount | None):
         """The same contract, acting as another account (shares caches, not the account)."""
         t = self.tx
-        other = FedCoin(self.w3, self.address, account, priority_fee=t.priority_fee, gas_multiplier=t.gas_multiplier,
-                        receipt_timeout=t.receipt_timeout, retries=t.retries)
+        other = type(self)(self.w3, self.address, account, priority_fee=t.priority_fee,
+                           gas_multiplier=t.gas_multiplier, receipt_timeout=t.receipt_timeout, retries=t.retries)
         other.tx._chain_id = t._chain_id
         other._client_cache = self._client_cache
         return other
@@ -208,6 +206,42 @@ class FedCoin:
         ]
         out.sort(key=lambda e: (e.block_number, e.log_index))
         return out
+
+    # ---- the ledger (FedCoinLedger: the same four buckets in both contracts)
+
+    def withdraw(self) -> TxResult:
+        """``withdraw`` the caller's whole credit."""
+        return self._transact("withdraw")
+
+    def credits(self, account: str) -> int:
+        return self._call("credits", to_checksum_address(account))
+
+    def liabilities(self) -> int:
+        return self._call("liabilities")
+
+    def totals(self) -> dict[str, int]:
+        """The four sums whose total the balance must equal."""
+        return {k: self._call(k) for k in ("totalEscrow", "totalUnclaimed", "totalCredits", "totalBonds")}
+
+    def balance(self) -> int:
+        """The contract's ether balance (wei)."""
+        return self.tx.rpc(lambda: self.w3.eth.get_balance(self.address), "eth_getBalance")
+
+
+class FedCoin(ContractBinding):
+    """A FedCoin contract at ``address`` on ``w3``, acting as ``account`` (None: read-only).
+
+    View methods return plain Python values and the dataclasses of :mod:`fedcoin.chain.types`.
+    """
+
+    ARTIFACT = "FedCoin"
+
+    @classmethod
+    def deploy(cls, w3: Web3, account: LocalAccount, params: DeployParams | None = None, **kwargs) -> "FedCoin":
+        """Deploy a new FedCoin with ``params`` (defaults: :class:`DeployParams`)."""
+        return cls._deploy(w3, account, (params or DeployParams()).as_args(), **kwargs)
+
+    # ---- events
 
     def task_created_events(self, task_id: int | None = None, **kw) -> list[Event]:
         return self.events("TaskCreated", taskId=task_id, **kw)
@@ -486,10 +520,6 @@ class FedCoin:
         """``reclaimExpired`` (anyone, after the round's claim window): unclaimed payouts to the requester."""
         return self._transact("reclaimExpired", task_id, round)
 
-    def withdraw(self) -> TxResult:
-        """``withdraw`` the caller's whole credit."""
-        return self._transact("withdraw")
-
     # ---- views
 
     def get_task(self, task_id: int) -> TaskInfo:
@@ -525,20 +555,6 @@ class FedCoin:
     def stalled_after(self, task_id: int) -> int:
         """When the task's current round counts as stalled (``refundStalled`` / abandon instead of re-open)."""
         return self._call("stalledAfter", task_id)
-
-    def credits(self, account: str) -> int:
-        return self._call("credits", to_checksum_address(account))
-
-    def liabilities(self) -> int:
-        return self._call("liabilities")
-
-    def totals(self) -> dict[str, int]:
-        """The four sums whose total the balance must equal."""
-        return {k: self._call(k) for k in ("totalEscrow", "totalUnclaimed", "totalCredits", "totalBonds")}
-
-    def balance(self) -> int:
-        """The contract's ether balance (wei)."""
-        return self.tx.rpc(lambda: self.w3.eth.get_balance(self.address), "eth_getBalance")
 
     def round_prices(self, task_id: int, round: int) -> tuple[int, int, int]:
         return tuple(self._call("roundPrices", task_id, round))  # type: ignore[return-value]
