@@ -868,7 +868,7 @@ contract FLChain is FedCoinLedger {
 
     function _decimal(uint256 v) private pure returns (bytes memory out) {
         if (v == 0) return "0";
-        uint256 len;
+        uint256 len = 0;
         for (uint256 x = v; x != 0; x /= 10) ++len;
         out = new bytes(len);
         for (; v != 0; v /= 10) out[--len] = bytes1(uint8(48 + v % 10));
@@ -897,8 +897,8 @@ contract FLChain is FedCoinLedger {
     {
         uint256 n = trainers.length;
         amounts = new uint256[](n);
-        uint256 sumContribution;
-        uint256 sumWeight;
+        uint256 sumContribution = 0;
+        uint256 sumWeight = 0;
         for (uint256 i; i < n; ++i) {
             if (i > 0 && trainers[i] <= trainers[i - 1]) revert FLChainBadTrainers(i);
             uint256 c = contribution[taskId][trainers[i]];
@@ -912,7 +912,7 @@ contract FLChain is FedCoinLedger {
         if (sumWeight == 0) revert FLChainNoContributors(taskId);
         uint256 modelId = _models.length;
         bytes32[] memory leaves = new bytes32[](n);
-        uint256 paid;
+        uint256 paid = 0;
         for (uint256 i; i < n; ++i) {
             amounts[i] = price * amounts[i] / sumWeight;
             paid += amounts[i];
