@@ -165,6 +165,7 @@ contract FLChain is FedCoinLedger {
 
     mapping(address => Trainer) private _trainers;
     mapping(uint256 => uint256) public requiredDeposit; // per FedCoin task; 0: none
+    mapping(uint256 => uint256) public taskRequest; // per FedCoin task: federation request id + 1; 0: none
     mapping(uint256 => mapping(address => Join)) private _joins;
     mapping(uint256 => bool) public problematic; // per FedCoin task: an upheld report
     mapping(uint256 => mapping(uint256 => bool)) public recorded; // task, round
@@ -217,6 +218,7 @@ contract FLChain is FedCoinLedger {
     error FLChainNothingToClaim(uint256 modelId, address trainer);
     error FLChainUnknownRequest(uint256 requestId);
     error FLChainIntentionClosed(uint256 requestId, uint256 deadline);
+    error FLChainIntentionsOpen(uint256 requestId, uint256 deadline);
     error FLChainNotLister(uint256 modelId, address caller);
     error FLChainSpecMismatch(uint256 taskId, uint256 round);
     error FLChainBadEvidence(uint256 at);
@@ -231,7 +233,7 @@ contract FLChain is FedCoinLedger {
     event DepositChanged(address indexed trainer, uint256 deposit, uint256 frozen);
     event AvailabilitySet(address indexed trainer, bool available);
     event TrainerStatusChanged(address indexed trainer, TrainerStatus status);
-    event TrainersRequired(uint256 indexed taskId, uint256 minDeposit);
+    event TrainersRequired(uint256 indexed taskId, uint256 minDeposit, uint256 request);
     event Joined(uint256 indexed taskId, address indexed trainer, uint256 amount);
     event Released(uint256 indexed taskId, address indexed trainer, uint256 amount);
     event ReportFiled(
@@ -373,14 +375,24 @@ contract FLChain is FedCoinLedger {
     /// @notice The requester of FedCoin task `taskId` requires its clients to be trainers who
     /// froze `deposit` for it. Only before the server accepts, once. Miners then exclude the
     /// update of any client that had not joined ({join}) when it registered.
-    function requireTrainers(uint256 taskId, uint256 deposit) external {
+    /// @param request 0, or the id + 1 of the requester's federation request whose allocation
+    /// the task's client list is (its intention deadline must have passed, so the allocation is
+    /// final; `fedcoin audit` recomputes it from the intentions and reliabilities as of this call).
+    function requireTrainers(uint256 taskId, uint256 deposit, uint256 request) external {
         (address requester,, uint8 status) = _task(taskId);
         if (msg.sender != requester) revert FLChainNotRequester(taskId, msg.sender);
         if (status != TASK_CREATED) revert FLChainWrongTaskStatus(taskId, status);
         if (requiredDeposit[taskId] != 0) revert FLChainRequirementSet(taskId);
         if (deposit < minDeposit || deposit > type(uint128).max) revert FLChainBadDeposit(deposit, minDeposit);
+        if (request != 0) {
+            if (request > _requests.length) revert FLChainUnknownRequest(request - 1);
+            Request storage q = _requests[request - 1];
+            if (q.requester != msg.sender) revert FLChainNotRequester(taskId, msg.sender);
+            if (block.timestamp < q.deadline) revert FLChainIntentionsOpen(request - 1, q.deadline);
+        }
         requiredDeposit[taskId] = deposit;
-        emit TrainersRequired(taskId, deposit);
+        taskRequest[taskId] = request;
+        emit TrainersRequired(taskId, deposit, request);
     }
 
     /// @notice Freeze the task's required deposit out of the caller's free deposit for the task.

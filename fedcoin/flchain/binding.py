@@ -224,8 +224,10 @@ class FLChain(ContractBinding):
         """Free deposit → credit; then :meth:`withdraw`."""
         return self._transact("withdrawDeposit", amount)
 
-    def require_trainers(self, task_id: int, deposit: int) -> TxResult:
-        return self._transact("requireTrainers", task_id, deposit)
+    def require_trainers(self, task_id: int, deposit: int, request_id: int | None = None) -> TxResult:
+        """``requireTrainers``; ``request_id``: the federation request the task's clients were
+        allocated from (None: none)."""
+        return self._transact("requireTrainers", task_id, deposit, 0 if request_id is None else int(request_id) + 1)
 
     def join(self, task_id: int) -> TxResult:
         return self._transact("join", task_id)
@@ -341,6 +343,11 @@ class FLChain(ContractBinding):
 
     def joined_at(self, task_id: int, trainer: str) -> int:
         return self._call("joinedAt", task_id, to_checksum_address(trainer))
+
+    def task_request(self, task_id: int) -> int | None:
+        """The federation request id the task's clients were allocated from (None: none)."""
+        r = self._call("taskRequest", task_id)
+        return None if r == 0 else r - 1
 
     def required_deposit(self, task_id: int) -> int:
         return self._call("requiredDeposit", task_id)

@@ -350,6 +350,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rpc", default="http://127.0.0.1:8545", help="JSON-RPC URL (default %(default)s)")
     parser.add_argument("--contract", default=None,
                         help="FedCoin address (default: the deployment recorded for the chain, fedcoin.chain.deployment)")
+    parser.add_argument("--flchain", default=None,
+                        help="FLChain address whose tasks' federations to recompute (default: the one recorded for "
+                             "the chain, if any; the check is skipped when there is none)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -357,7 +360,9 @@ def run(args: argparse.Namespace) -> int:
     from fedcoin.roles.index import indexed
 
     try:  # events from the event index when one exists (`fedcoin index`); every check still reads the chain
-        result = audit(indexed(open_fedcoin(args.rpc, args.contract)))
+        fc = open_fedcoin(args.rpc, args.contract)
+        result = audit(indexed(fc))
+        federations = _federations(fc, args.rpc, args.flchain)
     except (RPCUnavailable, LookupError, ValueError) as e:
         print(f"fedcoin audit: {e}", file=sys.stderr)
         return 2
@@ -365,7 +370,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"fedcoin audit: {e}", file=sys.stderr)
         return 1
     print(result)
-    return 0 if result.ok else 1
+    for f in federations:
+        print(f"federation {'OK' if f.ok else 'BROKEN'}: {f}")
+    return 0 if result.ok and all(f.ok for f in federations) else 1
+
+
+def _federations(fc, rpc: str, address: str | None) -> list:
+    """FLChain's federation checks (fedcoin.flchain.audit) when an FLChain is given or recorded."""
+    from fedcoin.chain.deployment import load_deployments
+    from fedcoin.flchain import audit as fl_audit
+    from fedcoin.flchain.binding import open_flchain
+
+    if address is None and "FLChain" not in load_deployments(fc.chain_id).get("contracts", {}):
+        return []
+    return fl_audit.check_all(open_flchain(rpc, address), fc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
