@@ -28,6 +28,11 @@ interface IFedCoinViews {
     function isExcluded(uint256 taskId, uint256 round, uint256 index) external view returns (bool);
 }
 
+/// @notice The miners' verdict on a round's global model ({AggregateJury}).
+interface IAggregateJury {
+    function verdict(uint256 taskId, uint256 round) external view returns (bool wrong, uint256 wrongStake, uint256 revealedStake);
+}
+
 /// @notice The one PoSapJudge function FLChain shares with FedCoin.
 interface IRegistrationAcc {
     function registrationAcc(address[] calldata clients, uint256[] calldata dataCosts) external pure returns (bytes32);
@@ -76,7 +81,8 @@ contract FLChain is FedCoinLedger {
 
     enum ReportKind {
         InvalidUpdate,
-        Unqualified
+        Unqualified,
+        Aggregate
     }
 
     enum ReportState {
@@ -150,6 +156,8 @@ contract FLChain is FedCoinLedger {
 
     /// @notice FedCoin, whose tasks, rounds and blocks FLChain reads.
     IFedCoinViews public immutable fedcoin;
+    /// @notice The miners' verdicts on global models, for Aggregate reports.
+    IAggregateJury public immutable jury;
     /// @notice The authority that judges "unqualified" reports (the paper's AUTH).
     address public immutable auth;
     /// @notice The least deposit a trainer registers with (the paper's d).
@@ -171,11 +179,11 @@ contract FLChain is FedCoinLedger {
     mapping(uint256 => mapping(uint256 => bool)) public recorded; // task, round
     mapping(uint256 => mapping(address => uint256)) public contribution; // task, trainer: sum of positive S
     mapping(uint256 => uint256) public taskContribution;
-    mapping(bytes32 => bool) public reported; // keccak(kind, task, round, accused)
+    mapping(bytes32 => bool) private _reported; // keccak(kind, task, round, accused)
     Report[] private _reports;
     Model[] private _models;
     mapping(uint256 => mapping(address => bool)) public bought;
-    mapping(uint256 => mapping(address => bool)) public evaluated;
+    mapping(uint256 => mapping(address => bool)) private _evaluated;
     mapping(uint256 => mapping(address => uint256)) public claimedSales;
     Request[] private _requests;
 
@@ -283,10 +291,12 @@ contract FLChain is FedCoinLedger {
     );
 
     /// @param fedcoin_ the FedCoin deployment this registry serves.
+    /// @param jury_ the AggregateJury reading the same FedCoin.
     /// @param auth_ the authority for "unqualified" reports.
     /// @param minDeposit_ d; must make the reward exceed the fee: d * rewardBps / BPS > reportFee.
     constructor(
         address fedcoin_,
+        address jury_,
         address auth_,
         uint256 minDeposit_,
         uint256 reportFee_,
@@ -295,11 +305,13 @@ contract FLChain is FedCoinLedger {
         uint256 compensationBps_
     ) {
         if (fedcoin_.code.length == 0) revert FLChainBadParameter("fedcoin");
+        if (jury_.code.length == 0) revert FLChainBadParameter("jury");
         if (auth_ == address(0)) revert FLChainBadParameter("auth");
         if (minDeposit_ == 0 || minDeposit_ > type(uint128).max) revert FLChainBadParameter("minDeposit");
         if (rewardBps_ + compensationBps_ > BPS) revert FLChainBadParameter("split");
         if (minDeposit_ * rewardBps_ / BPS <= reportFee_) revert FLChainBadParameter("reward");
         fedcoin = IFedCoinViews(fedcoin_);
+        jury = IAggregateJury(jury_);
         auth = auth_;
         minDeposit = minDeposit_;
         reportFee = reportFee_;
@@ -396,11 +408,14 @@ contract FLChain is FedCoinLedger {
     }
 
     /// @notice Freeze the task's required deposit out of the caller's free deposit for the task.
+    /// The task's server joins first (its deposit is what an Aggregate report confiscates), so
+    /// no trainer's update is valid in a task whose server has not put a deposit at stake.
     function join(uint256 taskId) external {
         uint256 need = requiredDeposit[taskId];
         if (need == 0) revert FLChainNoRequirement(taskId);
-        (,, uint8 status) = _task(taskId);
+        (, address server, uint8 status) = _task(taskId);
         if (status != TASK_CREATED && status != TASK_ACCEPTED) revert FLChainWrongTaskStatus(taskId, status);
+        if (msg.sender != server && _joins[taskId][server].joinedAt == 0) revert FLChainNotJoined(taskId, server);
         Trainer storage tr = _trainer(msg.sender);
         if (tr.status != TrainerStatus.Qualified) revert FLChainWrongStatus(msg.sender, tr.status);
         Join storage j = _joins[taskId][msg.sender];
@@ -459,14 +474,39 @@ contract FLChain is FedCoinLedger {
         address accused = clients[index];
         if (_joins[taskId][accused].joinedAt == 0) revert FLChainNotJoined(taskId, accused);
         reportId = _file(ReportKind.InvalidUpdate, accused, taskId, round);
-        if (!fedcoin.isExcluded(taskId, round, index)) {
-            _reports[reportId].state = ReportState.Rejected;
-            _creditFrom(accused, msg.value, reportId);
-            emit ReportDecided(reportId, false, 0, 0, 0, 0, 0);
-            return reportId;
-        }
+        if (!fedcoin.isExcluded(taskId, round, index)) return _reject(reportId, accused);
         _checkReason(spec, at, index, rw[4]);
         _uphold(reportId, accused, clients, uint256(rw[0]));
+    }
+
+    /// @notice Report that the global model round `round`'s spec names is not the aggregate of
+    /// round `round - 1`'s included updates, paying `reportFee`. Decided at once by the miners'
+    /// verdict ({AggregateJury-verdict}: more than half of the round's revealed stake attested
+    /// "wrong"). Upheld: the server's deposit is confiscated and split as for an invalid update
+    /// (fee back + reward to the reporter, compensation to the round's included clients, the
+    /// rest to the requester). Rejected: the fee goes to the server.
+    /// @param clients the round's registered clients and @param dataCosts their n_k, in order.
+    function reportAggregate(uint256 taskId, uint256 round, address[] calldata clients, uint256[] calldata dataCosts)
+        external
+        payable
+        returns (uint256 reportId)
+    {
+        if (msg.value != reportFee) revert FLChainBadFee(msg.value, reportFee);
+        bytes32[10] memory rw = _finalizedRound(taskId, round, clients, dataCosts);
+        (, address server,) = _task(taskId);
+        if (_joins[taskId][server].joinedAt == 0) revert FLChainNotJoined(taskId, server);
+        reportId = _file(ReportKind.Aggregate, server, taskId, round);
+        (bool wrong,,) = jury.verdict(taskId, round);
+        if (!wrong) return _reject(reportId, server);
+        _uphold(reportId, server, clients, uint256(rw[0]));
+    }
+
+    /// @dev A report the evidence does not bear out: its fee goes to the accused.
+    function _reject(uint256 reportId, address accused) private returns (uint256) {
+        _reports[reportId].state = ReportState.Rejected;
+        _creditFrom(accused, msg.value, reportId);
+        emit ReportDecided(reportId, false, 0, 0, 0, 0, 0);
+        return reportId;
     }
 
     /// @dev The upheld InvalidUpdate: confiscate, reward, compensate, the rest to the requester.
@@ -676,10 +716,10 @@ contract FLChain is FedCoinLedger {
     function evaluate(uint256 modelId, uint256 score, address[] calldata trainers) external {
         Model storage m = _model(modelId);
         if (!bought[modelId][msg.sender]) revert FLChainNotBuyer(modelId, msg.sender);
-        if (evaluated[modelId][msg.sender]) revert FLChainAlreadyEvaluated(modelId, msg.sender);
+        if (_evaluated[modelId][msg.sender]) revert FLChainAlreadyEvaluated(modelId, msg.sender);
         if (score == 0 || score > MAX_SCORE) revert FLChainBadScore(score);
         if (keccak256(abi.encode(trainers)) != m.trainersHash) revert FLChainBadTrainers(0);
-        evaluated[modelId][msg.sender] = true;
+        _evaluated[modelId][msg.sender] = true;
         m.evalCount += 1;
         m.evalSum += uint64(score);
         for (uint256 i; i < trainers.length; ++i) {
@@ -765,10 +805,6 @@ contract FLChain is FedCoinLedger {
         return _reports[reportId];
     }
 
-    function reportCount() external view returns (uint256) {
-        return _reports.length;
-    }
-
     /// @notice A model's status: Problematic once a report against its task is upheld, even one
     /// upheld after listing (the stored status is the lister's).
     function modelStatus(uint256 modelId) public view returns (ModelStatus) {
@@ -779,14 +815,6 @@ contract FLChain is FedCoinLedger {
 
     function getModel(uint256 modelId) external view returns (Model memory) {
         return _models[modelId];
-    }
-
-    function modelCount() external view returns (uint256) {
-        return _models.length;
-    }
-
-    function getRequest(uint256 requestId) external view returns (Request memory) {
-        return _requests[requestId];
     }
 
     // ------------------------------------------------------------------ internals
@@ -824,8 +852,8 @@ contract FLChain is FedCoinLedger {
 
     function _file(ReportKind kind, address accused, uint256 taskId, uint256 round) private returns (uint256 id) {
         bytes32 key = keccak256(abi.encode(kind, taskId, round, accused));
-        if (reported[key]) revert FLChainAlreadyReported(key);
-        reported[key] = true;
+        if (_reported[key]) revert FLChainAlreadyReported(key);
+        _reported[key] = true;
         id = _reports.length;
         _reports.push(
             Report(kind, ReportState.None, msg.sender, accused, uint64(taskId), uint32(round), uint128(msg.value))

@@ -40,6 +40,10 @@ def test_invalid_update_report_end_to_end_on_chain(env, flc):
         c.register(keccak(b"data"), "local:0x00")
     tid = new_task(fc, a, rounds=1, value=ETH)
     flc.as_account(a.requester).require_trainers(tid, P.min_deposit)
+    with pytest.raises(ContractRevert, match="FLChainNotJoined"):
+        t[0].join(tid)  # the server puts its deposit at stake first
+    flc.as_account(a.server).register(bytes(32), "")
+    flc.as_account(a.server).join(tid)
     for c in t:
         c.join(tid)
     fc.as_account(a.server).accept_task(tid)

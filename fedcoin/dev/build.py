@@ -20,7 +20,7 @@ CONTRACTS_DIR = ROOT / "contracts"
 #: ``contracts/test/`` (a reentrancy attacker, a harness exposing library functions): the
 #: tests compile them with :func:`compile_contracts` and they are never written to
 #: ``fedcoin/artifacts/``. Libraries with internal functions only are inlined into FedCoin.
-SHIPPED_CONTRACTS = ("FedCoin", "FLChain")
+SHIPPED_CONTRACTS = ("FedCoin", "FLChain", "AggregateJury")
 
 #: Compiler settings shared with brownie-config.yaml (keep the two in step).
 SETTINGS = {

@@ -52,6 +52,7 @@ class ModelStatus(IntEnum):
 class ReportKind(IntEnum):
     INVALID_UPDATE = 0
     UNQUALIFIED = 1
+    AGGREGATE = 2
 
 
 class ReportState(IntEnum):
@@ -173,12 +174,19 @@ class FLChain(ContractBinding):
     ARTIFACT = "FLChain"
 
     @classmethod
-    def deploy(cls, w3: Web3, account: LocalAccount, *, fedcoin: str, auth: str,
+    def deploy(cls, w3: Web3, account: LocalAccount, *, fedcoin: str, auth: str, jury: str | None = None,
                params: FLChainParams | None = None, **kwargs) -> "FLChain":
-        """Deploy an FLChain reading the FedCoin at ``fedcoin``, with ``auth`` as the authority."""
+        """Deploy an FLChain reading the FedCoin at ``fedcoin``, with ``auth`` as the authority
+        and the AggregateJury at ``jury`` (None: deploy a new one for the same FedCoin first)."""
         p = params or FLChainParams()
-        return cls._deploy(w3, account, [to_checksum_address(fedcoin), to_checksum_address(auth), *p.as_args()],
-                           **kwargs)
+        if jury is None:
+            jury = AggregateJury.deploy(w3, account, fedcoin=fedcoin, **kwargs).address
+        return cls._deploy(w3, account, [to_checksum_address(fedcoin), to_checksum_address(jury),
+                                         to_checksum_address(auth), *p.as_args()], **kwargs)
+
+    def jury(self, account: LocalAccount | None = None) -> "AggregateJury":
+        """The AggregateJury whose verdicts decide Aggregate reports, acting as ``account``."""
+        return AggregateJury(self.w3, self._call("jury"), account or self.account)
 
     def fedcoin(self, account: LocalAccount | None = None) -> FedCoin:
         """The FedCoin this FLChain reads, acting as ``account`` (default: this binding's)."""
@@ -252,6 +260,14 @@ class FLChain(ContractBinding):
             at = 0
         fee = self.report_fee() if value is None else value
         return self._transact("reportInvalidUpdate", task_id, round, index, clients, costs, spec, at, value=fee)
+
+    def report_aggregate(self, fc: FedCoin, task_id: int, round: int, *, value: int | None = None) -> TxResult:
+        """``reportAggregate``: round ``round``'s global model is not the aggregate of round
+        ``round - 1``'s included updates (decided by the AggregateJury's verdict)."""
+        regs = fc.registrations(task_id, round)
+        fee = self.report_fee() if value is None else value
+        return self._transact("reportAggregate", task_id, round, [e.args["client"] for e in regs],
+                              [int(e.args["dataCost"]) for e in regs], value=fee)
 
     def report_unqualified(self, trainer: str, *, value: int | None = None) -> TxResult:
         fee = self.report_fee() if value is None else value
@@ -358,7 +374,7 @@ class FLChain(ContractBinding):
         return Report(*r)
 
     def report_count(self) -> int:
-        return self._call("reportCount")
+        return len(self.events("ReportFiled"))
 
     def get_model(self, model_id: int) -> Model:
         m = list(self._call("getModel", model_id))
@@ -369,11 +385,16 @@ class FLChain(ContractBinding):
         return ModelStatus(self._call("modelStatus", model_id))
 
     def model_count(self) -> int:
-        return self._call("modelCount")
+        return len(self.events("ModelListed"))
 
     def get_request(self, request_id: int) -> dict:
-        requester, seats, deadline, desc = self._call("getRequest", request_id)
-        return {"requester": requester, "seats": seats, "deadline": deadline, "desc_hash": desc}
+        """A federation request, from its RequestPublished event (the contract keeps no getter)."""
+        evs = self.events("RequestPublished", requestId=request_id)
+        if not evs:
+            raise ChainError(f"no federation request {request_id}")
+        a = evs[-1].args
+        return {"requester": a["requester"], "seats": a["seats"], "deadline": a["deadline"],
+                "desc_hash": a["descHash"], "locator": a["locator"]}
 
     def contribution(self, task_id: int, trainer: str) -> int:
         return self._call("contribution", task_id, to_checksum_address(trainer))
@@ -386,6 +407,28 @@ class FLChain(ContractBinding):
 
     def claimed_sales(self, model_id: int, trainer: str) -> int:
         return self._call("claimedSales", model_id, to_checksum_address(trainer))
+
+
+class AggregateJury(ContractBinding):
+    """The AggregateJury: miners attest whether a round's global model is the aggregate of the
+    previous round's included updates; the revealed stake's majority is the verdict."""
+
+    ARTIFACT = "AggregateJury"
+
+    @classmethod
+    def deploy(cls, w3: Web3, account: LocalAccount, *, fedcoin: str, **kwargs) -> "AggregateJury":
+        return cls._deploy(w3, account, [to_checksum_address(fedcoin)], **kwargs)
+
+    def attest(self, task_id: int, round: int, wrong: bool) -> TxResult:
+        return self._transact("attest", task_id, round, bool(wrong))
+
+    def verdict(self, task_id: int, round: int) -> tuple[bool, int, int]:
+        """(wrong, stake attesting wrong, revealed stake) of a finalized round."""
+        return tuple(self._call("verdict", task_id, round))  # type: ignore[return-value]
+
+    def attestation(self, task_id: int, round: int, attempt: int, miner: str) -> int:
+        """0 none, 1 right, 2 wrong."""
+        return self._call("attestation", task_id, round, attempt, to_checksum_address(miner))
 
 
 def data_hash(description: bytes) -> bytes:
