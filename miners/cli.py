@@ -38,7 +38,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--ray", metavar="ADDRESS|auto",
                         help="sample on a Ray cluster (pip install 'fedcoin[ray]'); 'auto': a local one on 127.0.0.1")
+    parser.add_argument("--jury", metavar="ADDRESS|none",
+                        help="AggregateJury to attest in after each commit whether the round's global model is the "
+                             "previous round's aggregate (default: the one of the FLChain recorded for the chain, "
+                             "if any; 'none': never attest)")
     add_key_arguments(parser)
+
+
+def _jury(args, fc, account):
+    """The AggregateJury to attest in (fedcoin.flchain.binding), or None."""
+    from fedcoin.chain.deployment import load_deployments
+    from fedcoin.flchain.binding import AggregateJury, FLChain
+
+    if args.jury == "none":
+        return None
+    if args.jury:
+        return AggregateJury(fc.w3, args.jury, account)
+    entry = load_deployments(fc.chain_id).get("contracts", {}).get("FLChain")
+    return FLChain(fc.w3, entry["address"]).jury(account) if entry else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,7 +89,12 @@ def run(args: argparse.Namespace) -> int:
     except JournalLocked as e:
         print(f"fedcoin mine: {e}", file=sys.stderr)
         return 2
-    miner = Miner(fc, open_store(args.store), journal, cfg, task=args.task, progress=not args.no_progress)
+    try:
+        jury = _jury(args, fc, account)
+    except (ChainError, ValueError) as e:
+        print(f"fedcoin mine: no usable AggregateJury: {e}", file=sys.stderr)
+        return 2
+    miner = Miner(fc, open_store(args.store), journal, cfg, task=args.task, progress=not args.no_progress, jury=jury)
     print(f"miner {account.address} on chain {fc.chain_id}, contract {fc.address}, journal {journal.dir}",
           file=sys.stderr, flush=True)
     miner.check_journal()

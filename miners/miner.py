@@ -30,7 +30,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import requests
@@ -103,6 +103,7 @@ class _Work:
     state: shapley.ShapleyState | None = None
     refused: str | None = None
     step_s: float = 0.0  # measured duration of one sampling step (compile excluded)
+    aggregate_wrong: bool | None = None  # this miner's verdict on the round's global model (jury)
 
 
 @dataclass
@@ -117,6 +118,9 @@ class Miner:
         task: only mine this task (``None``: every task).
         log: where one-line messages go.
         progress: show a progress bar while sampling.
+        jury: an :class:`fedcoin.flchain.binding.AggregateJury` signed by the miner's account:
+            after each commit the miner attests whether the round's global model is the
+            aggregate of the previous round (:mod:`miners.aggregate_check`); ``None``: no jury.
     """
 
     fc: FedCoin
@@ -126,6 +130,7 @@ class Miner:
     task: int | None = None
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)
     progress: bool = True
+    jury: Any = None
 
     def __post_init__(self):
         self.me = self.fc.account.address
@@ -352,6 +357,8 @@ class Miner:
             one_step = max(shapley.block_size(self.config.sampler, work.game.n_players), 32)
             res = shapley.run_until(work.game, key=sub, D=0.0, p=2, max_perms=one_step, sampler=self.config.sampler)
             work.state = res.state
+        if self.jury is not None:
+            self._check_aggregate(task_id, round, work)
         n_in, n_all = len(work.inputs.included), work.inputs.n_registered
         self._say(f"task {task_id} round {round}: inputs verified ({n_in} of {n_all} updates in the game"
                   f"{'; excluded: ' + ', '.join(f'#{e.index} {e.reason}' for e in work.inputs.spec.excluded) if n_in < n_all else ''}), "
@@ -434,6 +441,37 @@ class Miner:
         self.journal.update(entry, status=COMMITTED, commit=tx.tx_hash)
         if os.environ.get(FAULT_ENV) == "kill-after-commit":
             os.kill(os.getpid(), signal.SIGKILL)
+        self._attest(entry)
+
+    # ------------------------------------------------------------------ the aggregate jury
+
+    def _check_aggregate(self, task_id: int, round: int, work: _Work) -> None:
+        """This miner's verdict on the round's global model; a failure only skips the attestation."""
+        from miners.aggregate_check import check_aggregate
+
+        try:
+            v = check_aggregate(self.fc, self.store, task_id, round, work.inputs.spec)
+        except Exception as e:  # a missing earlier spec or blob: attest nothing rather than guess
+            self._say(f"task {task_id} round {round}: global model not checked ({type(e).__name__}: {e}); "
+                      "no attestation")
+            return
+        if v is not None:
+            work.aggregate_wrong = v.wrong
+            self._say(f"task {task_id} round {round}: {v.detail}")
+
+    def _attest(self, e: Entry) -> None:
+        """Attest once per attempt, after the commitment is on chain; errors are contained."""
+        work = self._work.get((e.task_id, e.round))
+        if self.jury is None or work is None or work.aggregate_wrong is None:
+            return
+        try:
+            if self.jury.attestation(e.task_id, e.round, e.attempt, self.me) != 0:
+                return
+            self.jury.attest(e.task_id, e.round, work.aggregate_wrong)
+            self._say(f"task {e.task_id} round {e.round}: attested the global model "
+                      f"{'WRONG' if work.aggregate_wrong else 'right'} in the AggregateJury")
+        except (ContractRevert, ChainError) as err:
+            self._say(f"task {e.task_id} round {e.round}: attestation not sent ({err})")
 
     # ------------------------------------------------------------------ after commit
 
