@@ -179,6 +179,8 @@ def test_trainer_and_requester_commands_end_to_end(env, flc, run, tmp_path, home
     got = json.loads(out)["0"]
     assert rc == 0 and [t["address"] for t in got["trainers"]] == [c2.address] and got["intentions"] == 2
     assert got == {k: v for k, v in federation(flc, [0])[0].items()}
+    rc, out, _ = run(None, "show", "request", "0", "--json")
+    assert rc == 0 and json.loads(out)["seats"] == 1 and json.loads(out)["desc_hash"] == "0x" + keccak(desc.read_bytes()).hex()
     rc, out, _ = run(None, "show", "trainer", c0.address, "--json")
     shown = json.loads(out)
     assert rc == 0 and shown["status"] == "qualified" and shown["frozen"] == ETH and shown["version"] == 2
@@ -307,6 +309,47 @@ def test_reports_marketplace_and_the_index_answer_after_real_events(env, flc, ru
         assert idx.report(0).state == ReportState.UPHELD
     rc, out, _ = run(None, "show", "model", "1", "--json")
     assert json.loads(out)["status"] == "problematic" and json.loads(out)["listed_status"] == "problematic"
+    rc, out, _ = run(None, "show", "report", "0", "--json")
+    assert rc == 0 and json.loads(out)["state"] == "upheld" and json.loads(out)["kind"] == "invalid_update"
+    rc, out, _ = run(None, "index")
+    assert rc == 0 and "2 model(s), 2 report(s)" in out, out
+    credit = flc.credits(detector.address)
+    assert credit > P.report_fee and run(detector, "withdraw")[0] == 0 and flc.credits(detector.address) == 0
+    assert "no FLChain credit" in run(detector, "withdraw")[1]
+
+
+def test_index_queries_agree_with_a_direct_reading_of_the_rows(tmp_path):
+    """The benchmark's synthetic rows, answered by SQL and by plain Python over the same rows."""
+    import importlib.util
+
+    from fedcoin.chain.artifact import load_artifact
+
+    spec = importlib.util.spec_from_file_location("_flchain_query_bench", ROOT / "benchmarks" / "flchain_query_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    with FLChainIndex(tmp_path / "x.sqlite", None, "0x" + "12" * 20, load_artifact("FLChain")["abi"]) as idx:
+        bench.fill(idx, 400, 400, 60, seed=3)
+        models = {m: (t, st) for m, t, _l, _p, st, _b in idx.db.execute("SELECT * FROM flc_models")}
+        bad = {t for (t,) in idx.db.execute("SELECT task_id FROM flc_problematic")}
+        pending = {a for (a,) in idx.db.execute("SELECT accused FROM flc_reports WHERE state = 1")}
+        trainers = {}
+        for m, t in idx.db.execute("SELECT * FROM flc_model_trainers"):
+            trainers.setdefault(m, set()).add(t)
+        on_sale = [m for m, (t, st) in sorted(models.items()) if st == ModelStatus.ON_SALE and t not in bad]
+        assert [r.model_id for r in idx.models(ModelStatus.ON_SALE)] == on_sale and 0 < len(on_sale) < 400
+        for m, (t, st) in models.items():
+            assert idx.is_for_sale(m) == (m in on_sale)
+            assert idx.is_problematic(m) == (t in bad or st == ModelStatus.PROBLEMATIC)
+            assert idx.under_judgement(m) == bool(trainers[m] & pending)
+            # the effective status is the contract's modelStatus: a delisted model stays unavailable,
+            # though it is still problematic (its task had a report upheld)
+            eff = ModelStatus.PROBLEMATIC if st == ModelStatus.ON_SALE and t in bad else ModelStatus(st)
+            assert idx.model(m).status == eff
+        assert sorted(m.model_id for s in ModelStatus for m in idx.models(s)) == sorted(models)
+        some = sorted(pending)[0]
+        assert idx.under_judgement(some) and idx.pending_reports(some)
+        with pytest.raises(KeyError, match="model 400 is not listed"):
+            idx.is_for_sale(400)
 
 
 # ----------------------------------------------------------------------------- bad input

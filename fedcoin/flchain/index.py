@@ -225,7 +225,9 @@ class FLChainIndex:
 
     def is_problematic(self, model_id: int) -> bool:
         """Whether the model is problematic: a report against its task was upheld (or it was
-        listed problematic)."""
+        listed problematic). True also for such a model its lister has since delisted, whose
+        status (:meth:`model`, as ``FLChain.modelStatus``) is Unavailable: a buyer who holds a
+        licence still wants to know."""
         r = self.db.execute(
             "SELECT m.status, p.task_id IS NOT NULL FROM flc_models m LEFT JOIN flc_problematic p "
             "ON p.task_id = m.task_id WHERE m.model_id = ?", (int(model_id),)).fetchone()

@@ -162,9 +162,9 @@ def flchain_params_from_args(args: argparse.Namespace):
         if f.name.endswith("_bps"):
             over[f.name] = parse_int(v, flag, minimum=0, maximum=BPS)
         else:
-            s = str(v).strip()
-            over[f.name] = parse_amount(s + ("wei" if s.isdigit() else ""), flag, allow_zero=f.name != "min_deposit",
-                                        maximum=UINT128)
+            s = str(v).strip()  # a bare number is wei here (the constructor's unit), as for FedCoin's flags
+            over[f.name] = parse_amount(s + ("wei" if re.fullmatch(r"[0-9.]+", s) else ""), flag,
+                                        allow_zero=f.name != "min_deposit", maximum=UINT128)
     p = dataclasses.replace(FLChainParams(), **over)
     if p.reward_bps + p.compensation_bps > BPS:
         raise FLCliError(f"--reward-bps {p.reward_bps} + --compensation-bps {p.compensation_bps} exceed {BPS}")
@@ -347,7 +347,7 @@ def cmd_deposit(args) -> int:
     if tr.status == TrainerStatus.SUSPENDED:
         raise FLCliError(f"{s.me} is suspended (a report against it was upheld): it cannot add to its deposit")
     if tr.deposit + amount > UINT128:
-        raise FLCliError(f"the deposit would exceed 2^128 - 1 wei")
+        raise FLCliError("the deposit would exceed 2^128 - 1 wei")
     _send(s, f"add {_eth(amount)} to its deposit ({_eth(tr.deposit)} now, {_eth(tr.frozen)} of it frozen)",
           lambda: s.flc.add_deposit(amount), value=amount)
     return 0
@@ -561,6 +561,8 @@ def cmd_federation(args) -> int:
         print(json.dumps({str(k): v for k, v in result.items()}, indent=1))
         return 0
     now = s.fc.next_block_time()
+    if not result:
+        print(f"no request published on FLChain {s.flc.address} (fedcoin flchain request --desc FILE …)")
     for r, v in result.items():
         state = "closed" if now >= v["deadline"] else f"open until {v['deadline']} (provisional)"
         print(f"request {r}: {len(v['trainers'])} of {v['seats']} seat(s) filled from {v['intentions']} "
@@ -925,8 +927,17 @@ def cmd_deploy(args) -> int:
 # ----------------------------------------------------------------------------- argparse
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one worth showing (not None, not a False flag)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _common(p: argparse.ArgumentParser, *, keys: bool = True) -> None:
-    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    p.formatter_class = _HelpFormatter
     p.add_argument("--rpc", default=DEFAULT_RPC, help="JSON-RPC URL")
     p.add_argument("--flchain", default=None, metavar="ADDRESS", help="FLChain address (default: the recorded one)")
     if keys:
@@ -1056,7 +1067,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("deploy", help="deploy FLChain beside an existing FedCoin and record it",
                        description="deploy FLChain beside an existing FedCoin and record it",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_HelpFormatter)
     p.add_argument("--rpc", default=DEFAULT_RPC, help="JSON-RPC URL")
     p.add_argument("--fedcoin", default=None, metavar="ADDRESS", help="FedCoin address (default: the recorded one)")
     add_key_arguments(p)
@@ -1077,7 +1088,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: the contract refused it: {e}", file=sys.stderr)
         return 1
     except (FLCliError, KeyLoadError, LookupError, ValueError, RPCUnavailable) as e:
-        print(f"{name}: {e}" + ("" if "nothing" in str(e) else "; nothing was sent"), file=sys.stderr)
+        print(f"{name}: {e}" + ("" if "nothing was sent" in str(e) else "; nothing was sent"), file=sys.stderr)
         return 2
     except (ChainError, StoreError, IndexFileError, sqlite3.Error) as e:
         print(f"{name}: {e}", file=sys.stderr)
