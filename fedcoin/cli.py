@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "withdraw": ("fedcoin.roles.collect:withdraw_cmd", "withdraw an account's credit (server, miners, requester)"),
     "refund": ("fedcoin.roles.collect:refund_cmd", "refund a task never accepted or stalled unpublished"),
     "status": ("fedcoin.roles.collect:status_cmd", "per party of a task: what is owed and the command that collects it"),
+    "flchain": ("fedcoin.roles.flchain_cli", "FLChain beside FedCoin: trainers, deposits, reports, the model marketplace, queries"),
     "account": ("fedcoin.roles.accounts", "create and list keystores; fund an account on the local dev chain"),
     "node": ("fedcoin.dev.node", "start a local Anvil node at http://127.0.0.1:8545 (development only)"),
 }

@@ -12,6 +12,13 @@ Constructor parameters: fedcoin.chain.deployment.DeployParams. Fees: EIP-1559 wi
 automatic priority fee. The address is recorded by fedcoin.chain.deployment.record_deployment,
 and only once the node serves the contract's code at it: the recorded deployment is always
 one whose code is on that chain.
+
+FLChain too: with ``FEDCOIN_FLCHAIN=1`` in the environment the script then deploys FLChain
+(``contracts/FLChain.sol``) reading the new FedCoin, with fedcoin.flchain.binding.FLChainParams
+defaults and ``$FEDCOIN_FLCHAIN_AUTH`` as its authority (default: the deployer), and records it
+under the name ``FLChain`` (where ``fedcoin flchain`` and ``open_flchain`` find it). Off by
+default, so the plain FedCoin path is unchanged; ``fedcoin deploy --flchain`` is the same thing
+from the fedcoin CLI.
 """
 
 import os
@@ -56,4 +63,25 @@ def main():
     path = record_deployment(chain.id, contract.address, tx_hash=contract.tx.txid, block=contract.tx.block_number,
                              deployer=deployer.address, params=params)
     print(f"FedCoin deployed at {contract.address} (chain {chain.id}); recorded in {path}")
+    if os.environ.get("FEDCOIN_FLCHAIN", "").strip().lower() in ("1", "true", "yes"):
+        _deploy_flchain(contract, deployer)
     return contract
+
+
+def _deploy_flchain(fedcoin, deployer):
+    from brownie import FLChain
+    from eth_utils import to_checksum_address
+
+    from fedcoin.flchain.binding import FLChainParams
+
+    params = FLChainParams()
+    auth = to_checksum_address(os.environ.get("FEDCOIN_FLCHAIN_AUTH") or deployer.address)
+    args = [fedcoin.address, auth, *params.as_args()]
+    gas = min(TX_GAS_CAP, int(FLChain.deploy.estimate_gas(*args, {"from": deployer}) * 1.2))
+    flc = FLChain.deploy(*args, {"from": deployer, "gas_limit": gas})
+    if not web3.eth.get_code(flc.address):
+        raise SystemExit(f"the node reports no code at {flc.address} after deployment: FLChain not recorded")
+    path = record_deployment(chain.id, flc.address, tx_hash=flc.tx.txid, block=flc.tx.block_number,
+                             deployer=deployer.address, params=params, name="FLChain")
+    print(f"FLChain deployed at {flc.address} beside FedCoin {fedcoin.address} (auth {auth}); recorded in {path}")
+    return flc
