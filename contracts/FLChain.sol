@@ -453,7 +453,8 @@ contract FLChain is FedCoinLedger {
     /// `compensationBps` of it equally, the rest goes to the requester; the task's model becomes
     /// problematic. Rejected: the fee goes to the accused trainer.
     /// Only a reason the miners verify themselves confiscates: the round's spec must show it
-    /// (`"unavailable"` is the server's word, so a report of it reverts and costs nothing).
+    /// (`"unavailable"` is the server's word, and `"unregistered-trainer"` an update no deposit of
+    /// this task stood behind, so a report of either reverts and costs nothing).
     /// @param clients the round's registered clients and @param dataCosts their n_k, in
     /// registration order (checked against the round's registration hash).
     /// @param spec the round's spec bytes (keccak256 must be the round's specHash); needed only
@@ -892,7 +893,7 @@ contract FLChain is FedCoinLedger {
     }
 
     /// @dev Reverts unless `spec` hashes to `specHash` and holds, at `at`, the exclusion of
-    /// `index` with a reason other than "unavailable". Canonical JSON escapes every quote inside
+    /// `index` with a reason other than "unavailable" or "unregistered-trainer". Canonical JSON escapes every quote inside
     /// a string and only exclusion objects have "index" and "reason" keys, so the match is the
     /// exclusion itself.
     function _checkReason(bytes calldata spec, uint256 at, uint256 index, bytes32 specHash) private pure {
@@ -903,7 +904,12 @@ contract FLChain is FedCoinLedger {
         uint256 stop = end;
         while (stop < spec.length && spec[stop] != '"') ++stop;
         if (stop == spec.length) revert FLChainBadEvidence(at);
-        if (keccak256(spec[end:stop]) == keccak256("unavailable")) revert FLChainUnverifiedReason(index);
+        bytes32 reason = keccak256(spec[end:stop]);
+        // "unavailable" is the server's word; "unregistered-trainer" means the client had not joined
+        // when it registered, so no deposit of this task stood behind that update
+        if (reason == keccak256("unavailable") || reason == keccak256("unregistered-trainer")) {
+            revert FLChainUnverifiedReason(index);
+        }
     }
 
     function _decimal(uint256 v) private pure returns (bytes memory out) {

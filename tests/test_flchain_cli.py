@@ -78,7 +78,7 @@ def _data_file(tmp_path, name="data.json", doc=None):
 
 LEAVES = [
     "register", "update", "deposit", "withdraw-deposit", "available", "withdraw", "require", "join", "release",
-    "request", "intention", "federation", "report update", "report unqualified", "judge", "record", "list", "buy",
+    "request", "intention", "federation", "report update", "report aggregate", "report unqualified", "judge", "record", "list", "buy",
     "evaluate", "claim-sales", "delist", "show trainer", "show model", "show report", "show request",
     "query for-sale", "query judgement", "query problematic", "query models", "index", "deploy",
     "", "report", "show", "query",
@@ -162,6 +162,9 @@ def test_trainer_and_requester_commands_end_to_end(env, flc, run, tmp_path, home
     rc, _, err = run(a.requester, "require", str(tid), "--deposit", "1")
     assert rc == 0, err
     assert flc.required_deposit(tid) == ETH
+    rc, _, err = run(c0, "join", str(tid))
+    assert rc == 2 and "has not joined it yet" in err  # the server's deposit goes at stake first
+    _server_joins(flc, a, tid)
     rc, out, err = run(c0, "join", str(tid))
     assert rc == 0 and "freezing 1.000000 ETH" in out, err
     assert flc.joined_at(tid, c0.address) > 0 and flc.get_trainer(c0.address).frozen == ETH
@@ -200,11 +203,19 @@ def _spec_round(w3, fc, a, tid, store, spec=SPEC, excluded=(2,), values=(0.40, 0
     return locator
 
 
+def _server_joins(flc, a, tid):
+    """The task's server registers (once) and joins its task: trainers can join only after it."""
+    if flc.get_trainer(a.server.address).status == 0:
+        flc.as_account(a.server).register(keccak(b"server"), "local:0x00", value=10 * ETH)
+    flc.as_account(a.server).join(tid)
+
+
 def _joined_task(fc, flc, a):
     tid = fc.as_account(a.requester).create_task(a.server.address, [c.address for c in a.clients], 1, ETH,
                                                  difficulty=10**17, p=2, relative=False, registration_window=100,
                                                  commit_window=100, reveal_window=100).task_id
     flc.as_account(a.requester).require_trainers(tid, P.min_deposit)
+    _server_joins(flc, a, tid)
     for c in a.clients:
         flc.as_account(c).join(tid)
     fc.as_account(a.server).accept_task(tid)
@@ -389,6 +400,8 @@ BAD = {
     "judge as non-auth": (lambda x: ["judge", "0", "upheld"], "only auth"),
     "record an unfinalized round": (lambda x: ["record", x["req"], "0"], "not finalized"),
     "report an unfinalized round": (lambda x: ["report", "update", x["req"], "0", "0"], "not finalized"),
+    "report round 0's model": (lambda x: ["report", "aggregate", x["req"], "0"], "ROUND 0"),
+    "report a round the task does not have": (lambda x: ["report", "aggregate", x["req"], "1"], "has rounds 0..0"),
     "list as non-server": (lambda x: ["list", x["req"], "--price", "1", "--model-locator", "x"], "server is"),
     "list zero price": (lambda x: ["list", x["req"], "--price", "0", "--model-locator", "x"], "must be positive"),
     "release unjoined": (lambda x: ["release", x["plain"]], "is created"),
@@ -405,6 +418,7 @@ def test_bad_input_names_the_problem_and_sends_nothing(env, flc, run, tmp_path, 
     tid_plain = fc.as_account(a.requester).create_task(a.server.address, clients, 1, ETH).task_id
     tid_req = fc.as_account(a.requester).create_task(a.server.address, clients, 1, ETH).task_id
     flc.as_account(a.requester).require_trainers(tid_req, ETH)
+    _server_joins(flc, a, tid_req)
     flc.as_account(c0).join(tid_req)
     flc.as_account(a.requester).publish_request(keccak(b"m"), "local:0x00", 1, fc.next_block_time() + 3600)
     (tmp_path / "bad.json").write_text("{not json")

@@ -373,6 +373,12 @@ class FLChain(ContractBinding):
         r[0], r[1] = ReportKind(r[0]), ReportState(r[1])
         return Report(*r)
 
+    def was_reported(self, kind: int, task_id: int, round: int, accused: str) -> bool:
+        """Whether this offence (kind, task, round, accused) was reported: the contract takes one
+        report per offence (its key is private; the ReportFiled events say the same)."""
+        return any(int(e.args["kind"]) == int(kind) and int(e.args["taskId"]) == task_id and int(e.args["round"]) == round
+                   for e in self.events("ReportFiled", accused=to_checksum_address(accused)))
+
     def report_count(self) -> int:
         return len(self.events("ReportFiled"))
 

@@ -255,11 +255,11 @@ def _model(s: Session, model_id: int):
 
 
 def _request(s: Session, request_id: int) -> dict:
-    from fedcoin.chain import ContractRevert
+    from fedcoin.chain import ChainError
 
     try:
         return s.flc.get_request(request_id)
-    except ContractRevert:
+    except ChainError:  # no RequestPublished event with that id
         raise FLCliError(f"request {request_id} does not exist") from None
 
 
@@ -273,13 +273,6 @@ def _finalized_round(s: Session, task_id: int, round: int):
     if r.status != RoundStatus.FINALIZED:
         raise FLCliError(f"round {round} of task {task_id} is {r.status.name.lower()}, not finalized")
     return t, r
-
-
-def report_key(kind: int, task_id: int, round: int, accused: str) -> bytes:
-    """``keccak256(abi.encode(kind, taskId, round, accused))``: FLChain's one-report-per-offence key."""
-    from eth_abi import encode
-
-    return keccak(encode(["uint8", "uint256", "uint256", "address"], [int(kind), task_id, round, accused]))
 
 
 def _plain(v: Any) -> Any:
@@ -438,6 +431,9 @@ def cmd_join(args) -> int:
         raise FLCliError(f"{s.me} is {tr.status.name.lower()}: only a qualified trainer joins a task")
     if s.flc.joined_at(task_id, s.me):
         raise FLCliError(f"{s.me} already joined task {task_id}")
+    if s.me != t.server and not s.flc.joined_at(task_id, t.server):
+        raise FLCliError(f"task {task_id}'s server {t.server} has not joined it yet: the server's deposit is at "
+                         "stake first (it answers for a wrong global model), then the trainers'")
     free = tr.deposit - tr.frozen
     if free < need:
         raise FLCliError(f"task {task_id} freezes {_eth(need)} but {s.me} has only {_eth(free)} free "
@@ -593,7 +589,7 @@ def cmd_report_update(args) -> int:
     if s.flc.joined_at(task_id, accused) == 0:
         raise FLCliError(f"registration {index} is {accused}, who never joined task {task_id} through FLChain: "
                          "there is no deposit to report")
-    if s.flc._call("reported", report_key(ReportKind.INVALID_UPDATE, task_id, round, accused)):
+    if s.flc.was_reported(ReportKind.INVALID_UPDATE, task_id, round, accused):
         raise FLCliError(f"{accused}'s update in round {round} of task {task_id} was already reported")
     spec = b""
     if s.fc.is_excluded(task_id, round, index):
@@ -617,6 +613,9 @@ def cmd_report_update(args) -> int:
         if reason == "unavailable":
             raise FLCliError(f"registration {index} was excluded as 'unavailable', the server's word that miners "
                              "cannot check: such a report is refused")
+        if reason == "unregistered-trainer":
+            raise FLCliError(f"registration {index} was excluded because its client had not joined the task when it "
+                             "registered: no deposit of this task stood behind it, so such a report is refused")
         what = f"report {accused}'s update (registration {index}, excluded: {reason}) in round {round} of task {task_id}"
     else:
         if not args.even_if_included:
@@ -632,6 +631,35 @@ def cmd_report_update(args) -> int:
     return 0
 
 
+def cmd_report_aggregate(args) -> int:
+    from fedcoin.flchain.binding import ReportKind
+
+    task_id = parse_int(args.task, "TASK", minimum=1)
+    round = parse_int(args.round, "ROUND", minimum=1)
+    s = _open(args)
+    _finalized_round(s, task_id, round)
+    server = s.fc.get_task(task_id).server
+    if s.flc.joined_at(task_id, server) == 0:
+        raise FLCliError(f"task {task_id}'s server {server} never joined it through FLChain: there is no deposit "
+                         "to report")
+    if s.flc.was_reported(ReportKind.AGGREGATE, task_id, round, server):
+        raise FLCliError(f"round {round}'s global model of task {task_id} was already reported")
+    wrong, wrong_stake, revealed = s.flc.jury().verdict(task_id, round)
+    if not wrong and not args.even_if_right:
+        raise FLCliError(f"the miners' verdict is that round {round}'s global model is the aggregate ({wrong_stake} of "
+                         f"{revealed} revealed wei attest 'wrong'): the report would be rejected and its fee paid to "
+                         "the server (pass --even-if-right to send it anyway)")
+    fee = s.flc.report_fee()
+    res = _send(s, f"report server {server}: round {round}'s global model of task {task_id} is not the aggregate "
+                   f"({wrong_stake} of {revealed} revealed wei attest 'wrong')",
+                lambda: s.flc.report_aggregate(s.fc, task_id, round), value=fee)
+    if res is not None:
+        d = res.event("ReportDecided").args
+        s.say(f"  report {d['reportId']}: {'upheld' if d['upheld'] else 'rejected'}"
+              + (f", {d['confiscated']} wei confiscated, reward {d['reward']} wei" if d["upheld"] else ""))
+    return 0
+
+
 def cmd_report_unqualified(args) -> int:
     from fedcoin.flchain.binding import ReportKind, TrainerStatus
 
@@ -640,7 +668,7 @@ def cmd_report_unqualified(args) -> int:
     tr = _registered(s, trainer)
     if tr.status != TrainerStatus.QUALIFIED:
         raise FLCliError(f"{trainer} is {tr.status.name.lower()}, not qualified: there is nothing to report")
-    if s.flc._call("reported", report_key(ReportKind.UNQUALIFIED, 0, 0, trainer)):
+    if s.flc.was_reported(ReportKind.UNQUALIFIED, 0, 0, trainer):
         raise FLCliError(f"{trainer} was already reported as unqualified")
     fee = s.flc.report_fee()
     res = _send(s, f"report {trainer} as unqualified (fee {_eth(fee)} to auth {s.flc.auth()})",
@@ -760,7 +788,7 @@ def cmd_evaluate(args) -> int:
     _model(s, model_id)
     if not s.flc._call("bought", model_id, s.me):
         raise FLCliError(f"{s.me} did not buy model {model_id}: only a buyer evaluates it")
-    if s.flc._call("evaluated", model_id, s.me):
+    if s.flc.events("Evaluated", modelId=model_id, buyer=s.me):
         raise FLCliError(f"{s.me} already evaluated model {model_id}")
     _send(s, f"score model {model_id} {score}/{MAX_SCORE}", lambda: s.flc.evaluate(model_id, score))
     return 0
@@ -1000,7 +1028,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--alone", action="store_true", help="allocate over these requests only (default: all requests)")
     p.add_argument("--json", action="store_true")
 
-    rp = sub.add_parser("report", help="report misbehaviour (an invalid update, an unqualified trainer)")
+    rp = sub.add_parser("report", help="report misbehaviour (an invalid update, a wrong global model, an "
+                                       "unqualified trainer)")
     rsub = rp.add_subparsers(dest="kind", metavar="KIND", required=True)
     p = _leaf(rsub, "update", "report registration INDEX of a finalized round as invalid (the spec is the evidence)",
               cmd_report_update, cmd="report update")
@@ -1010,6 +1039,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--even-if-included", action="store_true",
                    help="send even though the round included the update (the report is then rejected)")
     _store_arg(p)
+    p = _leaf(rsub, "aggregate", "report that round ROUND's global model is not the aggregate of round ROUND-1 "
+              "(the miners' stake in the AggregateJury decides)", cmd_report_aggregate, cmd="report aggregate")
+    p.add_argument("task", metavar="TASK")
+    p.add_argument("round", metavar="ROUND")
+    p.add_argument("--even-if-right", action="store_true",
+                   help="send even though the miners' verdict is 'right' (the report is then rejected)")
     p = _leaf(rsub, "unqualified", "report a trainer as unqualified (auth judges it)", cmd_report_unqualified,
               cmd="report unqualified")
     p.add_argument("trainer", metavar="TRAINER")
