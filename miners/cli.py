@@ -20,6 +20,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     d = MinerConfig()
     parser.add_argument("--rpc", default="http://127.0.0.1:8545", help="JSON-RPC URL (default %(default)s)")
     parser.add_argument("--contract", help="FedCoin address (default: the deployment recorded for the chain)")
+    parser.add_argument("--flchain", metavar="ADDRESS",
+                        help="the FLChain serving this FedCoin, whose trainer requirement this miner re-checks "
+                             "(a spec that keeps an unjoined client's update, or excludes a joined one as "
+                             "unregistered-trainer, is refused). Default: the FLChain recorded for the chain, if it "
+                             "serves this FedCoin, else none")
+    parser.add_argument("--no-flchain", action="store_true", help="check no trainer requirement")
     parser.add_argument("--store", default="local",
                         help="content store: 'local', 'local:DIR' or 'ipfs:http://127.0.0.1:5001' (default %(default)s)")
     parser.add_argument("--journal", help="journal directory (default $FEDCOIN_HOME/journal)")
@@ -46,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from fedcoin.home import fedcoin_home
     from fedcoin.chain.keys import KeyLoadError, account_from_args
     from fedcoin.content.store import open_store
+    from fedcoin.content.trainer_gate import TrainerGateError, resolve_flchain
     from miners.journal import Journal, JournalLocked
     from miners.miner import Miner
 
@@ -63,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
     except (ChainError, LookupError, FileNotFoundError, ValueError) as e:
         print(f"fedcoin mine: no usable FedCoin contract: {e}", file=sys.stderr)
         return 2
+    try:
+        flc = resolve_flchain(fc, getattr(args, "flchain", None), off=getattr(args, "no_flchain", False),
+                              log=lambda m: print(f"fedcoin mine: {m}", file=sys.stderr))
+    except TrainerGateError as e:
+        print(f"fedcoin mine: --flchain: {e}", file=sys.stderr)
+        return 2
     cfg = MinerConfig(confidence=args.confidence, margin=args.margin, sampler=args.sampler,
                       control_variate=not args.no_control_variate,
                       max_perms=args.max_perms, bond=args.bond, poll_s=args.poll, seed=args.seed, ray=args.ray)
@@ -72,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
     except JournalLocked as e:
         print(f"fedcoin mine: {e}", file=sys.stderr)
         return 2
-    miner = Miner(fc, open_store(args.store), journal, cfg, task=args.task, progress=not args.no_progress)
-    print(f"miner {account.address} on chain {fc.chain_id}, contract {fc.address}, journal {journal.dir}",
+    miner = Miner(fc, open_store(args.store), journal, cfg, task=args.task, progress=not args.no_progress,
+                  flchain=flc)
+    print(f"miner {account.address} on chain {fc.chain_id}, contract {fc.address}, journal {journal.dir}, "
+          f"trainer check: {'FLChain ' + flc.address if flc is not None else 'off'}",
           file=sys.stderr, flush=True)
     miner.check_journal()
 

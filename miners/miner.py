@@ -117,6 +117,8 @@ class Miner:
         task: only mine this task (``None``: every task).
         log: where one-line messages go.
         progress: show a progress bar while sampling.
+        flchain: the FLChain serving ``fc`` whose trainer requirement the miner re-checks
+            (:func:`fedcoin.content.trainer_gate.flchain_reader`; None: none).
     """
 
     fc: FedCoin
@@ -126,6 +128,7 @@ class Miner:
     task: int | None = None
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)
     progress: bool = True
+    flchain: object | None = None
 
     def __post_init__(self):
         self.me = self.fc.account.address
@@ -339,7 +342,7 @@ class Miner:
         step's samples are kept in the state.
         """
         t0 = time.monotonic()
-        work.inputs = load_round(self.fc, self.store, task_id, round)
+        work.inputs = load_round(self.fc, self.store, task_id, round, flchain=self.flchain)
         if self.config.ray is None:
             work.game = shapley.fl_game(work.inputs.game, control_variate=self.config.control_variate)
         else:  # scale-out over Ray workers (optional extra): miners/shapley/distributed.py
