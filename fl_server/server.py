@@ -228,9 +228,11 @@ class FLServer:
         self._globals: dict[int, Params] = {}
         self._flchain = None
         if config.flchain:
+            from fedcoin.chain.flchain_reader import TrainerGateError, flchain_reader
+
             try:
-                self._flchain = trainer_gate.flchain_reader(fc, config.flchain)
-            except trainer_gate.TrainerGateError as e:
+                self._flchain = flchain_reader(fc, config.flchain)
+            except TrainerGateError as e:
                 raise ServerError(f"--flchain: {e}") from None
 
     @property

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from fedcoin.home import fedcoin_home
     from fedcoin.chain.keys import KeyLoadError, account_from_args
     from fedcoin.content.store import open_store
-    from fedcoin.content.trainer_gate import TrainerGateError, resolve_flchain
+    from fedcoin.chain.flchain_reader import TrainerGateError, resolve_flchain
     from miners.journal import Journal, JournalLocked
     from miners.miner import Miner
 

@@ -118,7 +118,7 @@ class Miner:
         log: where one-line messages go.
         progress: show a progress bar while sampling.
         flchain: the FLChain serving ``fc`` whose trainer requirement the miner re-checks
-            (:func:`fedcoin.content.trainer_gate.flchain_reader`; None: none).
+            (:func:`fedcoin.chain.flchain_reader.flchain_reader`; None: none).
     """
 
     fc: FedCoin

@@ -2,8 +2,9 @@
 with deposits; two requesters' requests get collaboration intentions and the federations are
 allocated by Algorithm 1 (fedcoin/flchain/federation.py) from the on-chain intentions; each
 FedCoin task lists its allocated trainers and requires them on FLChain, and they join. Task A
-runs two rounds with the real FL server (honest clients simulated, as tests/test_liveness.py
-does) and two real miner processes that re-check the trainer requirement (``--flchain``); in
+runs two rounds with a real FL server process (``fedcoin server --flchain``, honest clients
+simulated with their own keys, as tests/test_liveness.py does) and two real miner processes
+that re-check the trainer requirement (``fedcoin mine --flchain``); in
 round 1 one trainer registers a NaN update, the miners exclude it (non-finite) and the round
 finalizes; an outsider reports it with the round's spec bytes from the content store, and is
 rewarded, the round's honest trainers compensated, the requester credited the rest (to the wei,
@@ -47,16 +48,35 @@ from test_liveness import ARCH, CONFIG, Party, _blob, wait_for
 ROOT = Path(__file__).resolve().parent.parent
 P = FLChainParams()
 WINDOWS = dict(registration_window=60, commit_window=25, reveal_window=20)
+#: test_liveness's CONFIG as ``fedcoin server`` flags
+SERVER_ARGS = ["--data", CONFIG.data, "--arch", ARCH.id, "--samples", str(CONFIG.samples_per_client),
+               "--local-steps", str(CONFIG.local_steps), "--batch-size", str(CONFIG.batch_size), "--lr", str(CONFIG.lr),
+               "--val-size", str(CONFIG.val_size), "--poll", str(CONFIG.poll_interval),
+               "--round-timeout", str(CONFIG.round_timeout)]
 
 
 class TaskView(Party):
     """One task of the shared FedCoin, seen through test_liveness's Party helpers (spec,
-    amounts, logs, assert_clean, serve) without Party's own deployment and miners."""
+    amounts, logs, assert_clean) without Party's own deployment, miners and server thread;
+    ``srv`` is a server that does not run (it rebuilds the global models from the specs)."""
 
     def __init__(self, url: str, tmp: Path, fc: FedCoin, task: int, srv: FLServer, store: LocalStore):
         self.url, self.tmp, self.w3, self.fc, self.task, self.srv, self.store = url, tmp, fc.w3, fc, task, srv, store
         self.store_dir = store.root
         self.procs, self.errors = [], []
+
+    def serve_process(self, server, clients, flc: FLChain, *extra: str) -> subprocess.Popen:
+        """``fedcoin server`` for this task, simulating ``clients`` with their keys (never in argv)."""
+        name = f"server-{self.task}"
+        env = dict(os.environ, FEDCOIN_PRIVATE_KEY=server.key.to_0x_hex(), PYTHONUNBUFFERED="1",
+                   FEDCOIN_CLIENT_KEYS=",".join(c.key.to_0x_hex() for c in clients))
+        cmd = [sys.executable, "-m", "fedcoin.cli", "server", "--rpc", self.url, "--contract", self.fc.address,
+               "--task", str(self.task), "--store", f"local:{self.store_dir}", "--flchain", flc.address,
+               "--simulate-clients", *SERVER_ARGS, *extra]
+        p = subprocess.Popen(cmd, env=env, stdout=open(self.tmp / f"{name}.log", "w"), stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, cwd=ROOT)
+        self.procs.append(p)
+        return p
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +138,9 @@ def test_flchain_trainers_federation_report_record_and_sale_end_to_end(node, tmp
 
     # 3. the FedCoin tasks list the allocated trainers, require them on FLChain; they join
     task_a = fc.create_task(server_a.address, fed[req_a], 2, 2 * ETH, **WINDOWS).task_id
-    task_b = fc.create_task(server_b.address, fed[req_b], 1, ETH, **WINDOWS).task_id
+    # B's round runs beside A's round 0 on the same two miners, which prepare A's first: a longer
+    # commit window, so that it settles in its first attempt (and still before A's round 1 ends)
+    task_b = fc.create_task(server_b.address, fed[req_b], 1, ETH, **dict(WINDOWS, commit_window=45)).task_id
     for tid, rid in ((task_a, req_a), (task_b, req_b)):
         assert set(fc.task_clients(tid)) == set(fed[rid])  # the allocated set is the task's client list
         flc.require_trainers(tid, P.min_deposit)
@@ -127,21 +149,21 @@ def test_flchain_trainers_federation_report_record_and_sale_end_to_end(node, tmp
             assert flc.get_join(tid, c).amount == P.min_deposit
     assert all(flc.get_trainer(t.address).frozen == P.min_deposit for t in trainers)
 
-    # 4. the FL servers (trainer check on) and two miner processes (re-checking it)
+    # 4. the FL server processes (trainer check on) and two miner processes (re-checking it)
     store = LocalStore(tmp_path / "store")
     cfg = dataclasses.replace(CONFIG, flchain=flc.address)
     splits = load_digits()
     listed_a = fc.task_clients(task_a)
     offender = by_addr[listed_a[-1]]
     honest_a = [by_addr[c] for c in listed_a[:-1]]
-    srv_a = FLServer(fc.as_account(server_a), task_a, honest_a, store, cfg, splits=splits)
     # task B's clients hold IID shares, so that both contribute and the sale is split between them
-    srv_b = FLServer(fc.as_account(server_b), task_b, [by_addr[c] for c in fed[req_b]], store,
-                     dataclasses.replace(cfg, iid=True), splits=splits)
+    srv_a = FLServer(fc.as_account(server_a), task_a, (), store, cfg, splits=splits)
+    srv_b = FLServer(fc.as_account(server_b), task_b, (), store, dataclasses.replace(cfg, iid=True), splits=splits)
+    srv_b_clients = [by_addr[c] for c in fed[req_b]]
     a, b = TaskView(url, tmp_path, fc, task_a, srv_a, store), TaskView(url, tmp_path, fc, task_b, srv_b, store)
     procs = [_miner(url, tmp_path, fc, flc, m, f"m{i + 1}") for i, m in enumerate(miners)]
     try:
-        srv_a.accept()
+        fc.as_account(server_a).accept_task(task_a)  # so that the offender registers round 0 itself
         good = init_params(ARCH, key=jax.random.key(3))
         small = {k: 0.01 * np.asarray(v) for k, v in good.items()}
         nan = {k: np.array(v) for k, v in small.items()}
@@ -149,22 +171,23 @@ def test_flchain_trainers_federation_report_record_and_sale_end_to_end(node, tmp
         off = fc.as_account(offender)
         blob0 = _blob(small)  # round 0: a valid update
         off.register_update(task_a, 0, content_hash(blob0), store.put(blob0), 40)
-        threads = [a.serve(), b.serve()]
+        servers = [a.serve_process(server_a, honest_a, flc), b.serve_process(server_b, srv_b_clients, flc, "--iid")]
         wait_for(lambda: fc.get_task(task_a).current_round == 1, 200, "task A's round 0 to finalize")
         blob1 = _blob(nan)  # round 1: NaN
         off.register_update(task_a, 1, content_hash(blob1), store.put(blob1), 40)
-        for th in threads:
-            th.join(timeout=cfg.round_timeout)
-        assert not a.errors and not b.errors, (a.errors, b.errors)
+        for p, view in zip(servers, (a, b)):
+            p.wait(timeout=cfg.round_timeout)
+            assert p.returncode == 0, view.log(f"server-{view.task}")
         assert fc.get_task(task_a).status == TaskStatus.COMPLETED and fc.get_task(task_b).status == TaskStatus.COMPLETED
         ran = time.time() - t0
     finally:
-        for p in procs:
+        for p in procs + a.procs + b.procs:
             if p.poll() is None:
                 p.terminate()
                 p.wait(timeout=30)
-    for name in ("m1", "m2"):
-        assert f"trainer check: FLChain {flc.address}" in a.log(name)
+    for name in ("m1", "m2", f"server-{task_a}", f"server-{task_b}"):
+        assert f"trainer check: FLChain {flc.address}" in a.log(name), a.log(name)
+    assert "2 round(s) handled" in a.log(f"server-{task_a}") and "excluding registration" in a.log(f"server-{task_a}")
     a.assert_clean("m1", "m2")
     b.assert_clean("m1", "m2")
 
@@ -258,5 +281,7 @@ def test_flchain_trainers_federation_report_record_and_sale_end_to_end(node, tmp
     claimed = sum(int(e.args["amount"]) for e in flc.events("SalesClaimed"))
     assert inflow == sum(withdrawn.values()) + claimed + flc.balance()
     assert sum(int(e.args["amount"]) for e in flc.events("Withdrawn")) == sum(withdrawn.values())
-    print(f"FLChain e2e: rounds ran in {ran:.0f}s, {time.time() - t0:.0f}s in all; report {rid}: reward {reward}, "
+    attempts = [fc.get_round(task_a, 0).attempt, fc.get_round(task_a, 1).attempt, fc.get_round(task_b, 0).attempt]
+    print(f"FLChain e2e: rounds ran in {ran:.0f}s (attempts A0, A1, B0: {attempts}), {time.time() - t0:.0f}s in all; "
+          f"report {rid}: reward {reward}, "
           f"{honest} x {each} compensation, rest {rest}; sale {want} + dust {dust}")

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from eth_utils import keccak
 
+from fedcoin.chain.flchain_reader import FLChainReader, TrainerGateError, flchain_reader, resolve_flchain
 from fedcoin.content import checks, trainer_gate
 from fedcoin.content.spec import ExcludedRef, TaskSpec, parse
 from fedcoin.content.store import LocalStore, content_hash
@@ -122,7 +123,7 @@ def world(anvil, tmp_path_factory):
     srv._register_simulated(0, w, RoundReport(0))
     spec = srv.build_spec(0, w)
     no_req = fc.create_task(server.address, [c.address for c in clients], 1, ETH).task_id
-    yield dict(w3=w3, fc=fc.as_account(server), flc=flc, tid=tid, no_req=no_req, store=store, spec=spec, srv=srv,
+    yield dict(w3=w3, fc=fc.as_account(server), flc=flc, reader=flchain_reader(fc, flc.address), tid=tid, no_req=no_req, store=store, spec=spec, srv=srv,
                early=[c.address for c in early], late=late.address, never=never.address, requester=requester)
     revert(w3, snap)
 
@@ -139,7 +140,7 @@ def _publish_and_load(p, spec: TaskSpec, *, flchain="default"):
     try:
         data = spec.encode()
         p["fc"].publish_shapley_task(p["tid"], 0, content_hash(data), p["store"].put(data), excluded=spec.excluded_indices)
-        return load_round(p["fc"], p["store"], p["tid"], 0, flchain=p["flc"] if flchain == "default" else flchain)
+        return load_round(p["fc"], p["store"], p["tid"], 0, flchain=p["reader"] if flchain == "default" else flchain)
     finally:
         revert(p["w3"], snap)
 
@@ -220,20 +221,22 @@ def test_flchain_resolution_explicit_recorded_and_off(world, tmp_path, monkeypat
 
     monkeypatch.setenv("FEDCOIN_HOME", str(tmp_path))  # never this worker's shared record
     fc, flc = world["fc"], world["flc"]
-    assert trainer_gate.resolve_flchain(fc) is None  # nothing recorded: off
-    assert trainer_gate.resolve_flchain(fc, flc.address).address == flc.address
-    with pytest.raises(trainer_gate.TrainerGateError, match="not this version of FLChain"):
-        trainer_gate.resolve_flchain(fc, fc.address)
-    with pytest.raises(trainer_gate.TrainerGateError, match="no contract code"):
-        trainer_gate.resolve_flchain(fc, "0x" + "12" * 20)
+    assert resolve_flchain(fc) is None  # nothing recorded: off
+    got = resolve_flchain(fc, flc.address)
+    assert isinstance(got, FLChainReader) and got.address == flc.address
+    assert got.required_deposit(world["tid"]) == flc.min_deposit() and got.required_deposit(world["no_req"]) == 0
+    with pytest.raises(TrainerGateError, match="not this version of FLChain"):
+        resolve_flchain(fc, fc.address)
+    with pytest.raises(TrainerGateError, match="no contract code"):
+        resolve_flchain(fc, "0x" + "12" * 20)
     other = FedCoin.deploy(world["w3"], dev_accounts()[0], default_params())
-    with pytest.raises(trainer_gate.TrainerGateError, match=f"serves FedCoin {fc.address}, not {other.address}"):
-        trainer_gate.resolve_flchain(other, flc.address)
+    with pytest.raises(TrainerGateError, match=f"serves FedCoin {fc.address}, not {other.address}"):
+        resolve_flchain(other, flc.address)
     record_deployment(fc.chain_id, flc.address, name="FLChain")
-    assert trainer_gate.resolve_flchain(fc).address == flc.address  # recorded and serving fc: used
-    assert trainer_gate.resolve_flchain(fc, off=True) is None
+    assert resolve_flchain(fc).address == flc.address  # recorded and serving fc: used
+    assert resolve_flchain(fc, off=True) is None
     said = []
-    assert trainer_gate.resolve_flchain(other, log=said.append) is None  # recorded for another FedCoin: skipped
+    assert resolve_flchain(other, log=said.append) is None  # recorded for another FedCoin: skipped
     assert said and "serves FedCoin" in said[0]
 
 

@@ -22,7 +22,9 @@ so its verdict takes precedence over every other reason, ``unavailable`` include
 Which FLChain: the one serving the task's FedCoin (its immutable ``fedcoin()`` must be that
 FedCoin's address). The server (``fedcoin server --flchain``) and the miners (``fedcoin mine
 --flchain``) default to the FLChain recorded for the chain (``deployed_address(chain_id,
-"FLChain")``) when it serves their FedCoin, and to no FLChain otherwise.
+"FLChain")``) when it serves their FedCoin, and to no FLChain otherwise; the reader and that
+resolution are :mod:`fedcoin.chain.flchain_reader` (this module reads no chain itself: it takes
+any object with ``required_deposit(task)``, ``joined_at(task, client)`` and ``address``).
 """
 
 from __future__ import annotations
@@ -32,10 +34,6 @@ from typing import Callable
 
 #: The exclusion reason of this check.
 REASON = "unregistered-trainer"
-
-
-class TrainerGateError(ValueError):
-    """The FLChain named for the check is unusable (no code, not FLChain, serves another FedCoin)."""
 
 
 @dataclass
@@ -76,65 +74,10 @@ class TrainerGate:
         return None
 
 
-def flchain_reader(fc, address: str):
-    """A read-only FLChain binding at ``address`` on ``fc``'s chain, checked to be the shipped
-    FLChain serving ``fc`` (so no other contract can decide which updates are excluded).
-
-    Raises:
-        TrainerGateError: not an address, no code, not FLChain's code, or another FedCoin's FLChain.
-    """
-    from eth_utils import to_checksum_address
-
-    from fedcoin.chain.artifact import code_matches
-    from fedcoin.flchain.binding import FLChain
-
-    try:
-        address = to_checksum_address(address)
-    except (ValueError, TypeError):
-        raise TrainerGateError(f"{address!r} is not an FLChain address") from None
-    code = fc.w3.eth.get_code(address)
-    if not code:
-        raise TrainerGateError(f"no contract code at {address} (wrong FLChain address or chain?)")
-    if not code_matches("FLChain", bytes(code)):
-        raise TrainerGateError(f"the contract at {address} is not this version of FLChain")
-    flc = FLChain(fc.w3, address)
-    serves = to_checksum_address(flc._call("fedcoin"))
-    if serves != to_checksum_address(fc.address):
-        raise TrainerGateError(f"the FLChain at {address} serves FedCoin {serves}, not {fc.address}")
-    return flc
-
-
-def resolve_flchain(fc, address: str | None = None, *, off: bool = False,
-                    log: Callable[[str], None] | None = None):
-    """The FLChain a server or miner checks trainers against (None: no check).
-
-    ``off``: none. ``address``: that one, strictly (:func:`flchain_reader` errors propagate).
-    Otherwise the FLChain recorded for the chain when one is recorded and serves ``fc``; a
-    recorded one that does not (stale record, another FedCoin's) is skipped with a ``log`` line.
-
-    Raises:
-        TrainerGateError: ``address`` is given and unusable.
-    """
-    if off:
-        return None
-    if address:
-        return flchain_reader(fc, address)
-    from fedcoin.chain.deployment import deployed_address
-
-    try:
-        recorded = deployed_address(fc.chain_id, "FLChain")
-    except LookupError:
-        return None
-    try:
-        return flchain_reader(fc, recorded)
-    except TrainerGateError as e:
-        if log is not None:
-            log(f"the recorded FLChain is not used for the trainer check: {e}")
-        return None
-
-
 def trainer_gate(flc, task_id: int) -> TrainerGate | None:
-    """The task's gate from FLChain ``flc`` (None when ``flc`` is None or the task has no requirement)."""
+    """The task's gate from FLChain ``flc`` (None when ``flc`` is None or the task has no requirement).
+
+    ``flc``: :class:`fedcoin.chain.flchain_reader.FLChainReader` or the full FLChain binding."""
     if flc is None:
         return None
     need = int(flc.required_deposit(task_id))
