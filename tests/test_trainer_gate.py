@@ -190,15 +190,16 @@ def test_miners_refuse_a_spec_whose_trainer_verdicts_differ_from_theirs(world, c
         _publish_and_load(world, t, flchain=flchain)
 
 
-def test_a_miner_without_flchain_still_mines_a_task_whose_spec_has_no_trainer_exclusion(world):
-    """The check costs nothing where it does not apply: an honest spec without trainer verdicts
-    loads with no FLChain, and a task without a requirement reads one eth_call (requiredDeposit)."""
-    spec = world["spec"]
-    clean = dataclasses.replace(spec, excluded=tuple(e for e in spec.excluded if e.reason != U))
+def test_a_spec_without_the_trainer_verdicts_is_refused_and_the_check_costs_one_call_per_registration(world):
+    """A server that drops the check (no exclusions for the unjoined clients) is caught by a
+    miner reading FLChain; the check reads one ``joinedAt`` per registration, and nothing past
+    ``requiredDeposit`` for a task without a requirement."""
     from miners.inputs import TaskRefused
 
+    spec = world["spec"]
+    clean = dataclasses.replace(spec, excluded=tuple(e for e in spec.excluded if e.reason != U))
     with pytest.raises(TaskRefused, match="this miner's checks say unregistered-trainer"):
-        _publish_and_load(world, clean)  # with FLChain the miner catches the kept updates
+        _publish_and_load(world, clean)
     flc = world["flc"]
     calls = []
     real = flc.joined_at
