@@ -79,6 +79,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "CSVES-Tr (tr: the client's self-reported v_E must fall; NOT verifiable) or both")
     c.add_argument("--csves-tau", type=float, default=d.csves_tau, help="CSVES-Th threshold τ (paper: 0.1)")
     c.add_argument("--csves-m", type=int, default=d.csves_m, help="validation rows per declared class")
+    f = parser.add_argument_group("FLChain trainer requirement (docs/flchain.md)")
+    f.add_argument("--flchain", default=None, metavar="ADDRESS",
+                   help="the FLChain serving this FedCoin: when the task requires trainers there, exclude the "
+                        "update of any client that had not joined the task when it registered "
+                        "(unregistered-trainer; miners re-check it). Default: the FLChain recorded for the chain, "
+                        "if it serves this FedCoin, else no check")
+    f.add_argument("--no-flchain", action="store_true", help="no trainer check, even with an FLChain recorded")
     r = parser.add_argument_group("rounds")
     r.add_argument("--max-rounds", type=int, default=None, help="handle at most this many rounds now")
     r.add_argument("--no-wait", action="store_true", help="handle the current round only; do not wait for miners")
@@ -123,6 +130,7 @@ def run(args) -> int:
     from fedcoin.chain import RPCUnavailable, open_fedcoin
     from fedcoin.chain.keys import KeyLoadError, account_from_args
     from fedcoin.content.store import open_store
+    from fedcoin.chain.flchain_reader import resolve_flchain
 
     from .server import FLServer, ServerConfig, ServerError
 
@@ -130,6 +138,8 @@ def run(args) -> int:
         server_account = account_from_args(args)
         fc = open_fedcoin(args.rpc, args.contract, server_account)
         listed = fc.task_clients(args.task)
+        flc = resolve_flchain(fc, getattr(args, "flchain", None), off=getattr(args, "no_flchain", False),
+                              log=lambda m: print(f"fedcoin server: {m}", file=sys.stderr))
         clients = client_accounts(args, fc.chain_id, listed) if args.simulate_clients else []
         if not args.simulate_clients and (args.client_keystore_dir or args.anvil_dev_clients):
             raise ServerError("client keys are for --simulate-clients only: a server never needs a client's key")
@@ -138,6 +148,7 @@ def run(args) -> int:
             lr=args.lr, local_steps=args.local_steps, batch_size=args.batch_size, aggregation=args.aggregation,
             metric=args.metric, val_size=args.val_size, poll_interval=args.poll, round_timeout=args.round_timeout,
             csves=args.csves, csves_tau=args.csves_tau, csves_m=args.csves_m,
+            flchain=flc.address if flc is not None else None,
         )
         if args.simulate_clients and not clients:
             raise ServerError(
@@ -149,7 +160,8 @@ def run(args) -> int:
         who = f"simulating {len(clients)}/{len(listed)} clients" if args.simulate_clients else f"{len(listed)} listed clients"
         print(f"FL server {server_account.address} on task {args.task} at {fc.address} ({who}; the task's windows: "
               f"registration {t.registration_window}s, commit {t.commit_window}s, reveal {t.reveal_window}s; "
-              f"store {args.store})", file=sys.stderr)
+              f"store {args.store}; trainer check: "
+              f"{'FLChain ' + flc.address if flc is not None else 'off'})", file=sys.stderr)
         server = FLServer(fc, args.task, clients, open_store(args.store), config)
         summary = server.run(max_rounds=args.max_rounds, wait=not args.no_wait, progress=True)
     except (RPCUnavailable, KeyLoadError, ServerError, LookupError, ValueError, FileNotFoundError) as e:

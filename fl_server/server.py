@@ -55,7 +55,7 @@ from fedcoin.ml import fedavg as fedavg_rule
 from fedcoin.ml.fedavg import DEFAULT_RULE, Aggregation
 from fedcoin.ml.models import Arch, Params
 from fedcoin.ml.serialization import dataset_to_bytes, params_from_bytes, params_to_bytes
-from fedcoin.content import checks, csves_gate
+from fedcoin.content import checks, csves_gate, trainer_gate
 from fedcoin.content.spec import TaskSpec, build_spec
 from fedcoin.content.store import ContentStore, content_hash
 
@@ -102,6 +102,10 @@ class ServerConfig:
         csves: a CSVES gate for every round (``"th"``, ``"tr"``, ``"th+tr"``; None: none),
             with ``csves_m`` validation rows per declared class and threshold ``csves_tau``
             (the paper: 0.1); see :mod:`fedcoin.content.checks` and docs/rr.md.
+        flchain: the FLChain (address) serving this FedCoin whose trainer requirement the server
+            applies: when the task requires trainers there, the update of a client that had not
+            joined when it registered is excluded as ``unregistered-trainer``
+            (:mod:`fedcoin.content.trainer_gate`; miners re-check it). None: no check.
     """
 
     data: str = "mnist"
@@ -121,6 +125,7 @@ class ServerConfig:
     csves: str | None = None
     csves_m: int = 10
     csves_tau: float = 0.1
+    flchain: str | None = None
 
 
 class ServerHooks:
@@ -221,6 +226,14 @@ class FLServer:
         self.val = val
         self._val_blob = dataset_to_bytes(val.x, val.y)
         self._globals: dict[int, Params] = {}
+        self._flchain = None
+        if config.flchain:
+            from fedcoin.chain.flchain_reader import TrainerGateError, flchain_reader
+
+            try:
+                self._flchain = flchain_reader(fc, config.flchain)
+            except TrainerGateError as e:
+                raise ServerError(f"--flchain: {e}") from None
 
     @property
     def partition(self) -> Partition:
@@ -390,8 +403,9 @@ class FLServer:
     def build_spec(self, rnd: int, w: Params) -> TaskSpec:
         """The round's spec from what is registered on-chain (uploads w_r and the validation set).
 
-        Every registration is checked (:mod:`fedcoin.content.checks`: fetchable, hash, shape,
-        finite, norm and data-cost bounds); those that fail are listed as excluded with the
+        Every registration is checked (:mod:`fedcoin.content.checks`: a joined trainer when the
+        task requires trainers on ``config.flchain``, fetchable, hash, shape, finite, norm and
+        data-cost bounds); those that fail are listed as excluded with the
         first failing check, so one hostile client cannot stop the round.
         """
         regs = self.registered_updates(rnd)
@@ -406,7 +420,7 @@ class FLServer:
                                        np.asarray(self.val.y), self.arch.sizes[-1])
         verdicts = checks.check_registrations(
             self.store, self.arch, checks.registrations_from_events(self.fc.registrations(self.task_id, rnd)),
-            csves=gate)
+            csves=gate, trainers=trainer_gate.trainer_gate(self._flchain, self.task_id))
         if not verdicts.included:
             raise ServerError(f"round {rnd}: every registered update fails the checks "
                               f"({', '.join(f'#{e.index} {e.reason}' for e in verdicts.excluded)}); nothing to value")

@@ -20,6 +20,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     d = MinerConfig()
     parser.add_argument("--rpc", default="http://127.0.0.1:8545", help="JSON-RPC URL (default %(default)s)")
     parser.add_argument("--contract", help="FedCoin address (default: the deployment recorded for the chain)")
+    parser.add_argument("--flchain", metavar="ADDRESS",
+                        help="the FLChain serving this FedCoin, whose trainer requirement this miner re-checks "
+                             "(a spec that keeps an unjoined client's update, or excludes a joined one as "
+                             "unregistered-trainer, is refused). Default: the FLChain recorded for the chain, if it "
+                             "serves this FedCoin, else none")
+    parser.add_argument("--no-flchain", action="store_true", help="check no trainer requirement")
     parser.add_argument("--store", default="local",
                         help="content store: 'local', 'local:DIR' or 'ipfs:http://127.0.0.1:5001' (default %(default)s)")
     parser.add_argument("--journal", help="journal directory (default $FEDCOIN_HOME/journal)")
@@ -45,17 +51,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_key_arguments(parser)
 
 
-def _jury(args, fc, account):
-    """The AggregateJury to attest in (fedcoin.flchain.binding), or None."""
-    from fedcoin.chain.deployment import load_deployments
+def _jury(args, fc, account, flc):
+    """The AggregateJury to attest in (fedcoin.flchain.binding), or None: ``--jury ADDRESS`` (its
+    code must be the shipped AggregateJury's), else the jury of the FLChain the trainer check
+    resolved (already verified to serve this FedCoin), else none."""
+    from fedcoin.chain.artifact import code_matches
     from fedcoin.flchain.binding import AggregateJury, FLChain
 
     if args.jury == "none":
         return None
     if args.jury:
-        return AggregateJury(fc.w3, args.jury, account)
-    entry = load_deployments(fc.chain_id).get("contracts", {}).get("FLChain")
-    return FLChain(fc.w3, entry["address"]).jury(account) if entry else None
+        jury = AggregateJury(fc.w3, args.jury, account)
+        if not code_matches("AggregateJury", bytes(fc.w3.eth.get_code(jury.address))):
+            raise ValueError(f"the code at {jury.address} is not this version of AggregateJury")
+        return jury
+    return FLChain(fc.w3, flc.address).jury(account) if flc is not None else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from fedcoin.home import fedcoin_home
     from fedcoin.chain.keys import KeyLoadError, account_from_args
     from fedcoin.content.store import open_store
+    from fedcoin.chain.flchain_reader import TrainerGateError, resolve_flchain
     from miners.journal import Journal, JournalLocked
     from miners.miner import Miner
 
@@ -80,6 +91,12 @@ def run(args: argparse.Namespace) -> int:
     except (ChainError, LookupError, FileNotFoundError, ValueError) as e:
         print(f"fedcoin mine: no usable FedCoin contract: {e}", file=sys.stderr)
         return 2
+    try:
+        flc = resolve_flchain(fc, getattr(args, "flchain", None), off=getattr(args, "no_flchain", False),
+                              log=lambda m: print(f"fedcoin mine: {m}", file=sys.stderr))
+    except TrainerGateError as e:
+        print(f"fedcoin mine: --flchain: {e}", file=sys.stderr)
+        return 2
     cfg = MinerConfig(confidence=args.confidence, margin=args.margin, sampler=args.sampler,
                       control_variate=not args.no_control_variate,
                       max_perms=args.max_perms, bond=args.bond, poll_s=args.poll, seed=args.seed, ray=args.ray)
@@ -90,12 +107,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"fedcoin mine: {e}", file=sys.stderr)
         return 2
     try:
-        jury = _jury(args, fc, account)
+        jury = _jury(args, fc, account, flc)
     except (ChainError, ValueError) as e:
         print(f"fedcoin mine: no usable AggregateJury: {e}", file=sys.stderr)
         return 2
-    miner = Miner(fc, open_store(args.store), journal, cfg, task=args.task, progress=not args.no_progress, jury=jury)
-    print(f"miner {account.address} on chain {fc.chain_id}, contract {fc.address}, journal {journal.dir}",
+    miner = Miner(fc, open_store(args.store), journal, cfg, task=args.task, progress=not args.no_progress,
+                  flchain=flc, jury=jury)
+    print(f"miner {account.address} on chain {fc.chain_id}, contract {fc.address}, journal {journal.dir}, "
+          f"trainer check: {'FLChain ' + flc.address if flc is not None else 'off'}, "
+          f"aggregate jury: {jury.address if jury is not None else 'off'}",
           file=sys.stderr, flush=True)
     miner.check_journal()
 

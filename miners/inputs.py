@@ -14,7 +14,11 @@ Every byte a miner computes on is checked against a hash that the chain vouches 
   :mod:`fedcoin.content.checks` (so a server can neither exclude a valid update nor include a
   NaN, a wrong shape, an out-of-range data cost or, under a CSVES gate, an update whose
   recomputed class-sampled error is not below τ). ``unavailable`` is the one verdict taken
-  from the server as given (a miner cannot tell a lying server from a missing upload).
+  from the server as given (a miner cannot tell a lying server from a missing upload);
+* when the task requires trainers on the miner's FLChain, each registration against FLChain's
+  ``joinedAt`` and the block of its ``UpdateRegistered`` event (``unregistered-trainer``,
+  :mod:`fedcoin.content.trainer_gate`): a spec that keeps an unjoined client's update, or
+  excludes a joined one for that reason, is refused.
 
 The game is built over the included updates only; :meth:`RoundInputs.expand` puts their
 values back at their registration indices, with 0 for every excluded client.
@@ -30,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fedcoin.content import checks, csves_gate
+from fedcoin.content import checks, csves_gate, trainer_gate
 from fedcoin.content import spec as specs
 from fedcoin.content.store import ContentStore, StoreError, hash_hex, parse_hash
 from fedcoin.ml.models import Arch
@@ -75,12 +79,15 @@ def _fetch(store: ContentStore, what: str, locator: str, expected: bytes | str) 
         raise TaskRefused(f"{what} at {locator} (expected hash {hash_hex(parse_hash(expected))}): {e}") from e
 
 
-def load_round(fc, store: ContentStore, task_id: int, round: int) -> RoundInputs:
+def load_round(fc, store: ContentStore, task_id: int, round: int, *, flchain=None) -> RoundInputs:
     """Fetch and verify everything round ``round`` of task ``task_id`` needs.
 
     Args:
         fc: a :class:`fedcoin.chain.FedCoin` binding.
         store: the content store the server published to.
+        flchain: the FLChain serving ``fc`` (:func:`fedcoin.chain.flchain_reader.flchain_reader`)
+            whose trainer requirement this miner re-checks; None: this miner checks none (and
+            refuses a spec that excludes an update as ``unregistered-trainer``).
 
     Returns:
         :class:`RoundInputs` with float32 arrays in registration order.
@@ -135,9 +142,13 @@ def load_round(fc, store: ContentStore, task_id: int, round: int) -> RoundInputs
                               f"0x{want.hex()} (the seed is derived, never chosen)")
         gate = csves_gate.CsvesContext(c, w_t, x, y, arch.sizes[-1])
     listed = {e.index: e.reason for e in spec.excluded}
+    trainers = trainer_gate.trainer_gate(flchain, task_id)
+    if flchain is None and trainer_gate.REASON in listed.values():
+        raise TaskRefused(f"task spec {spec_locator} excludes updates as {trainer_gate.REASON!r}, which this miner "
+                          f"cannot check: it reads no FLChain (fedcoin mine --flchain ADDRESS)")
     verdicts = checks.check_registrations(
         store, arch, checks.registrations_from_events(regs),
-        unavailable=lambda r: listed.get(r.index) == "unavailable", csves=gate,
+        unavailable=lambda r: listed.get(r.index) == "unavailable", csves=gate, trainers=trainers,
     )
     mine = {e.index: e.reason for e in verdicts.excluded}
     if mine != listed:

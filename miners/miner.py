@@ -121,6 +121,8 @@ class Miner:
         jury: an :class:`fedcoin.flchain.binding.AggregateJury` signed by the miner's account:
             after each commit the miner attests whether the round's global model is the
             aggregate of the previous round (:mod:`miners.aggregate_check`); ``None``: no jury.
+        flchain: the FLChain serving ``fc`` whose trainer requirement the miner re-checks
+            (:func:`fedcoin.chain.flchain_reader.flchain_reader`; None: none).
     """
 
     fc: FedCoin
@@ -131,6 +133,7 @@ class Miner:
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)
     progress: bool = True
     jury: Any = None
+    flchain: object | None = None
 
     def __post_init__(self):
         self.me = self.fc.account.address
@@ -344,7 +347,7 @@ class Miner:
         step's samples are kept in the state.
         """
         t0 = time.monotonic()
-        work.inputs = load_round(self.fc, self.store, task_id, round)
+        work.inputs = load_round(self.fc, self.store, task_id, round, flchain=self.flchain)
         if self.config.ray is None:
             work.game = shapley.fl_game(work.inputs.game, control_variate=self.config.control_variate)
         else:  # scale-out over Ray workers (optional extra): miners/shapley/distributed.py

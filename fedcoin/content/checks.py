@@ -8,6 +8,11 @@ of the game (their Shapley value is 0) and the contract pays them nothing.
 
 The checks, in order (the first that fails is the reason):
 
+``unregistered-trainer``
+    only when the task requires trainers on FLChain (``requiredDeposit(taskId) != 0``): the
+    client had not joined the task when it registered (``joinedAt`` is 0 or later than the
+    block of its ``UpdateRegistered`` event). Decided from FLChain's immutable ``joinedAt`` and
+    the event's block number, before anything is fetched (:mod:`fedcoin.content.trainer_gate`).
 ``unavailable``
     the blob cannot be fetched from its locator (not found, store unreachable, a locator of a
     scheme this store does not serve). This is the one claim a miner cannot prove or refute:
@@ -60,6 +65,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from fedcoin.content.csves_gate import CsvesContext, csves_check
+from fedcoin.content.trainer_gate import REASON as UNREGISTERED_TRAINER, TrainerGate
 from fedcoin.content.store import ContentStore, StoreError, content_hash, parse_hash
 from fedcoin.ml.models import Arch
 from fedcoin.ml.serialization import SerializationError, params_from_bytes
@@ -71,18 +77,20 @@ MAX_UPDATE_NORM = 1000
 MAX_DATA_COST = 10**9
 
 #: Exclusion reasons, in the order the checks run.
-REASONS = ("unavailable", "hash-mismatch", "undecodable", "non-finite", "norm-too-large", "data-cost-out-of-range",
-           "csves-undeclared", "csves-th", "csves-tr")
+REASONS = (UNREGISTERED_TRAINER, "unavailable", "hash-mismatch", "undecodable", "non-finite", "norm-too-large",
+           "data-cost-out-of-range", "csves-undeclared", "csves-th", "csves-tr")
 
 @dataclass(frozen=True)
 class Registration:
-    """One ``UpdateRegistered`` event: who, which bytes (by hash), where, and n_k."""
+    """One ``UpdateRegistered`` event: who, which bytes (by hash), where, n_k, and the block it
+    was registered in (0: unknown; the trainer check needs it)."""
 
     index: int
     client: str
     hash: bytes
     locator: str
     data_cost: int
+    block: int = 0
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,7 @@ def check_registrations(
     *,
     unavailable: Callable[[Registration], bool] | None = None,
     csves: CsvesContext | None = None,
+    trainers: TrainerGate | None = None,
 ) -> Verdicts:
     """Check every registration of a round (the server's run, and the miners' re-run).
 
@@ -169,12 +178,19 @@ def check_registrations(
             a registration the server listed as unavailable is not fetched. The server passes
             None and fetches everything.
         csves: the round's CSVES gate with w_t and the validation pool, or None for none.
+        trainers: the task's FLChain trainer requirement
+            (:func:`fedcoin.content.trainer_gate.trainer_gate`), or None for none. It runs first:
+            an unjoined client's blob is never fetched, and its verdict overrides ``unavailable``.
 
     Returns:
         :class:`Verdicts`.
     """
     included, excluded, updates = [], [], {}
     for reg in registrations:
+        failed = trainers.verdict(reg.client, reg.block) if trainers is not None else None
+        if failed is not None:
+            excluded.append(Exclusion(reg.index, reg.client, *failed))
+            continue
         if unavailable is not None and unavailable(reg):
             excluded.append(Exclusion(reg.index, reg.client, "unavailable", "as listed by the server"))
             continue
@@ -193,9 +209,16 @@ def check_registrations(
 
 
 def registrations_from_events(events) -> list[Registration]:
-    """:class:`Registration` list from ``UpdateRegistered`` events (in registration order)."""
+    """:class:`Registration` list from ``UpdateRegistered`` events (in registration order), with
+    each event's block number (``Event.block_number``, or a log dict's ``blockNumber``)."""
+    def block(e) -> int:
+        b = getattr(e, "block_number", None)
+        if b is None and isinstance(e, dict):
+            b = e.get("blockNumber")
+        return int(b or 0)
+
     out = [
-        Registration(int(e["index"]), e["client"], bytes(e["updateHash"]), e["locator"], int(e["dataCost"]))
+        Registration(int(e["index"]), e["client"], bytes(e["updateHash"]), e["locator"], int(e["dataCost"]), block(e))
         for e in events
     ]
     return sorted(out, key=lambda r: r.index)

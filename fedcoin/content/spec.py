@@ -44,6 +44,8 @@ Meaning:
   :mod:`fedcoin.content.checks`, with the first failing check as ``reason``. They are out of
   the game: their Shapley value is 0, they are paid nothing, and they do not enter the next
   global model. Miners re-run the checks and refuse a spec whose list differs from theirs.
+  ``unregistered-trainer`` (a task that requires trainers on FLChain, a client that had not
+  joined it when it registered; :mod:`fedcoin.content.trainer_gate`) is one such reason.
 * ``checks``: the bounds the checks used (integers): the largest update L2 norm and data cost.
 * ``aggregation``: A(w_t, C) = w_t + Σ_{k∈C} a_k Δ_k / Σ_{k∈C} a_k with a_k = n_k
   (``"fedavg-weighted"``) or a_k = 1 (``"fedavg-uniform"``); A(w_t, ∅) = w_t.
