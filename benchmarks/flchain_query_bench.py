@@ -1,4 +1,4 @@
-"""FLChain query latency: the SQLite index (fedcoin/flchain/index.py) against the paper's Table VIII.
+"""FLChain query latency: the SQLite index (fedcoin/roles/flchain_index.py) against the paper's Table VIII.
 
 FLChain's paper answers "is this model for sale / under judgement / problematic?" with a Merkle
 hash tree per record and a distributed double counting Bloom filter, and reports (Table VIII)
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from fedcoin.chain.artifact import load_artifact  # noqa: E402
 from fedcoin.flchain.binding import ModelStatus, ReportKind, ReportState  # noqa: E402
-from fedcoin.flchain.index import FLChainIndex  # noqa: E402
+from fedcoin.roles.flchain_index import FLChainIndex  # noqa: E402
 
 #: FLChain's Table VIII (ms): query the MHT, query the DDCBF, total.
 PAPER_MS = {"mht": 15.68, "ddcbf": 13.42, "total": 33.31}

@@ -21,7 +21,7 @@ from fedcoin.content.store import LocalStore
 from fedcoin.dev.devnet import free_port
 from fedcoin.dev.toolchain import ROOT
 from fedcoin.flchain.binding import FLChain, FLChainParams, ModelStatus, ReportState, TrainerStatus
-from fedcoin.flchain.index import FLChainIndex
+from fedcoin.roles.flchain_index import FLChainIndex
 
 env = chain_env(n_clients=3, n_miners=2)
 P = FLChainParams()

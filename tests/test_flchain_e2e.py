@@ -35,12 +35,13 @@ from eth_utils import keccak
 from fedcoin.chain import ContractRevert, FedCoin, TaskStatus, connect
 from fedcoin.content.store import LocalStore, content_hash
 from fedcoin.dev.devnet import Anvil
+from fedcoin.flchain import audit as fl_audit
 from fedcoin.flchain import rules
 from fedcoin.flchain.binding import FLChain, FLChainParams, ModelStatus, ReportState, TrainerStatus
 from fedcoin.flchain.federation import Intention, allocate
 from fedcoin.ml.models import init_params
 from fedcoin.ml.serialization import params_to_bytes
-from fedcoin_testkit import ETH, default_params, dev_accounts
+from fedcoin_testkit import ETH, advance, default_params, dev_accounts
 from fl_server.data import load_digits
 from fl_server.server import FLServer
 from test_liveness import ARCH, CONFIG, Party, _blob, wait_for
@@ -117,9 +118,12 @@ def test_flchain_trainers_federation_report_record_and_sale_end_to_end(node, tmp
         flc.as_account(t).register(keccak(desc), "local:0x" + keccak(desc).hex(), value=P.min_deposit)
         inflow += P.min_deposit
     assert all(flc.get_trainer(t.address).status == TrainerStatus.QUALIFIED for t in trainers)
+    for srv in (server_a, server_b):  # each server's deposit answers for its global models
+        flc.as_account(srv).register(keccak(b"server"), "local:0x00", value=P.min_deposit)
+        inflow += P.min_deposit
 
     # 2. two requests; intentions on chain; Algorithm 1 allocates the federations from them
-    deadline = fc.latest_timestamp() + 3600
+    deadline = fc.latest_timestamp() + 60
     req_a = flc.publish_request(keccak(b"digits logreg A"), "local:0xa", 3, deadline).event("RequestPublished")["requestId"]
     req_b = flc.publish_request(keccak(b"digits logreg B"), "local:0xb", 2, deadline).event("RequestPublished")["requestId"]
     # (income, cost) per trainer and request: trainers 0-2 profit most from A, 3-4 from B
@@ -135,6 +139,7 @@ def test_flchain_trainers_federation_report_record_and_sale_end_to_end(node, tmp
     fed = allocate(seats, {t.address: flc.reliability(t.address) for t in trainers}, posted)
     assert sorted(fed[req_a]) == sorted(t.address for t in trainers[:3])
     assert sorted(fed[req_b]) == sorted(t.address for t in trainers[3:])
+    advance(w3, 61)  # intentions closed: the allocation is final
 
     # 3. the FedCoin tasks list the allocated trainers, require them on FLChain; they join
     task_a = fc.create_task(server_a.address, fed[req_a], 2, 2 * ETH, **WINDOWS).task_id
@@ -143,11 +148,14 @@ def test_flchain_trainers_federation_report_record_and_sale_end_to_end(node, tmp
     task_b = fc.create_task(server_b.address, fed[req_b], 1, ETH, **dict(WINDOWS, commit_window=45)).task_id
     for tid, rid in ((task_a, req_a), (task_b, req_b)):
         assert set(fc.task_clients(tid)) == set(fed[rid])  # the allocated set is the task's client list
-        flc.require_trainers(tid, P.min_deposit)
+        flc.require_trainers(tid, P.min_deposit, request_id=rid)
+        flc.as_account(server_a if tid == task_a else server_b).join(tid)  # the server first
         for c in fed[rid]:
             flc.as_account(by_addr[c]).join(tid)
             assert flc.get_join(tid, c).amount == P.min_deposit
     assert all(flc.get_trainer(t.address).frozen == P.min_deposit for t in trainers)
+    checks = fl_audit.check_all(flc, fc)  # what `fedcoin audit` recomputes
+    assert [(c.task_id, c.ok) for c in checks] == [(task_a, True), (task_b, True)]
 
     # 4. the FL server processes (trainer check on) and two miner processes (re-checking it)
     store = LocalStore(tmp_path / "store")
@@ -254,14 +262,22 @@ def test_flchain_trainers_federation_report_record_and_sale_end_to_end(node, tmp
         assert got.event("SalesClaimed")["amount"] == amount and flc.claimed_sales(model_b, t) == amount
     assert flc.credits(server_b.address) == dust
 
+    # the miners attested round 1's global model right: the honest server keeps its deposit
+    wrong, wrong_stake, revealed = flc.jury().verdict(task_a, 1)
+    assert not wrong and wrong_stake == 0 and revealed > 0
+    atts = [flc.jury().attestation(task_a, 1, fc.get_round(task_a, 1).attempt, m.address) for m in miners]
+    assert 1 in atts and 2 not in atts, atts  # 1: "right"
+
     # 9. deposits released after completion (not the offender's: confiscated), then everyone withdraws
-    for tid, members in ((task_a, [c.address for c in honest_a]), (task_b, fed[req_b])):
+    by_addr.update({server_a.address: server_a, server_b.address: server_b})
+    for tid, members in ((task_a, [c.address for c in honest_a] + [server_a.address]),
+                         (task_b, fed[req_b] + [server_b.address])):
         for c in members:
             flc.as_account(by_addr[c]).release(tid)
             assert flc.get_join(tid, c).released
     with pytest.raises(ContractRevert, match="FLChainNothingToRelease"):
         flc.as_account(offender).release(task_a)
-    for t in trainers:
+    for t in [*trainers, server_a, server_b]:
         x = flc.get_trainer(t.address)
         assert x.frozen == 0
         if x.deposit:

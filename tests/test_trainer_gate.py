@@ -107,6 +107,8 @@ def world(anvil, tmp_path_factory):
     for c in listed:
         flc.as_account(c).register(keccak(b"data"), "local:0x00")
     flc.require_trainers(tid, flc.min_deposit())
+    flc.as_account(server).register(keccak(b"server"), "local:0x00")
+    flc.as_account(server).join(tid)  # the server's deposit goes at stake first
     for c in early:
         flc.as_account(c).join(tid)
     store = LocalStore(tmp_path_factory.mktemp("trainer-gate-store"))

@@ -868,7 +868,7 @@ def cmd_show(args) -> int:
 
 
 def _index(args, s: Session):
-    from fedcoin.flchain.index import FLChainIndex
+    from fedcoin.roles.flchain_index import FLChainIndex
 
     return FLChainIndex.for_flchain(s.flc, args.db, batch=getattr(args, "batch", 2000),
                                     from_block=getattr(args, "from_block", 0))
@@ -889,7 +889,7 @@ def cmd_index(args) -> int:
 
 def cmd_query(args) -> int:
     from fedcoin.flchain.binding import ModelStatus
-    from fedcoin.flchain.index import UnknownModel
+    from fedcoin.roles.flchain_index import UnknownModel
 
     q = args.query
     target: Any = None
