@@ -478,6 +478,25 @@ def test_table_iv_unqualified_reports_are_judged_by_auth_alone(env):
     assert flc.get_trainer(good.address).status == TrainerStatus.QUALIFIED
 
 
+def test_a_rejected_unqualified_report_does_not_make_the_trainer_immune(env):
+    """Attack: a trainer files a false "unqualified" report against itself from a second
+    address; auth rightly rejects it. Had the rejected report kept its key, no one could ever
+    report that trainer unqualified again (for the price of one fee), even after it swaps its
+    data record for a bad one. A rejected report bars nothing; a pending one bars duplicates."""
+    w3, fc, a, flc = env
+    t = a.clients[0]
+    register(env, t)
+    T(env, ALT).report_unqualified(t.address)
+    T(env, AUTH).judge_unqualified(0, False)
+    T(env, t).update_record(keccak(b"not the data it claims"), "local:bad")
+    T(env, WATCHER).report_unqualified(t.address)  # accepted: a new pending report
+    assert flc.get_report(1).state == ReportState.PENDING
+    rejected(env, "FLChainAlreadyReported", lambda: T(env, BUYERS[0]).report_unqualified(t.address))
+    T(env, AUTH).judge_unqualified(1, True)
+    assert flc.get_trainer(t.address).status == TrainerStatus.UNQUALIFIED
+    assert flc.credits(WATCHER.address) == D * P.reward_bps // 10_000
+
+
 # ---------------------------------------------------------------------------------- reports: attacks
 
 
