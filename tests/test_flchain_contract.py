@@ -548,7 +548,8 @@ def test_attack_forged_registration_list(env):
     for cl, n in ((swapped, costs), (clients[:3], costs[:3]), (clients, [c + 1 for c in costs]),
                   ([clients[0], clients[1], WATCHER.address, clients[3]], costs)):
         rejected(env, "FLChainClientsMismatch",
-                 lambda: raw_report(env, WATCHER, tid, 0, 2, SPEC, rules.exclusion_offset(SPEC, 2), clients=cl, costs=n))
+                 lambda: raw_report(env, WATCHER, tid, 0, 2, SPEC, rules.exclusion_offset(SPEC, 2),
+                                    clients=cl, costs=n))
     rejected(env, "FLChainBadIndex", lambda: raw_report(env, WATCHER, tid, 0, 4, SPEC, 0))
 
 
@@ -576,9 +577,10 @@ def test_attack_reporting_the_same_offence_twice(env):
 
 
 def test_attack_accusing_a_client_that_never_joined(env):
-    """Attack (f): accusing a registered client that never froze a deposit for the task (its
-    exclusion is real, but there is nothing of its own at stake here, and taking another task's
-    freeze would punish the wrong contract): FLChainNotJoined."""
+    """Attack (f): accusing a client that never joined the task — here a registered trainer
+    whose update the round really excluded, but which froze nothing for this task, so no
+    deposit of this task is at stake and none of its others may be taken: FLChainNotJoined,
+    and its deposit stays whole."""
     w3, fc, a, flc = env
     register(env, a.clients[2], value=D)  # a trainer, but not of this task
     tid = new_flc_task(env, joiners=[a.clients[0], a.clients[1], a.clients[3]])
@@ -589,8 +591,8 @@ def test_attack_accusing_a_client_that_never_joined(env):
 
 def test_attack_self_report_still_costs_the_offender(env):
     """Attack (g): the offender reports itself from a second address to recover the reward.
-    It gets its fee back and r, but loses d: its net loss is d - r > 0 (the deterrent holds
-    because rewardBps + compensationBps leaves a share for the requester and the honest)."""
+    It gets its fee back and r, but loses d: its net loss is d - r > 0 (the reward is only
+    rewardBps of d; the rest goes to the honest clients and the requester)."""
     w3, fc, a, flc = env
     off = a.clients[2]
     tid = offence_task(env)
@@ -600,8 +602,8 @@ def test_attack_self_report_still_costs_the_offender(env):
     L.check()
     reward = D * P.reward_bps // 10_000
     loss = -(L.net(off) + L.net(ALT))
-    table("Attack (g): self-report from a second address", [("offender", L.net(off)), ("its second address", L.net(ALT)),
-                                                            ("together (-(d - r))", -loss)])
+    table("Attack (g): self-report from a second address",
+          [("offender", L.net(off)), ("its second address", L.net(ALT)), ("together (-(d - r))", -loss)])
     assert L.net(ALT) == reward and L.net(off) == -D
     assert loss == D - reward > 0 and loss > FEE
 
@@ -684,13 +686,14 @@ def test_list_model_only_by_the_server_of_a_completed_fully_recorded_task(env):
     tr = trainers_of(env)
     rejected(env, "FLChainWrongTaskStatus", lambda: srv.list_model(tid, PRICE, b"\x01" * 32, "m", trainers=tr))
     play(env, tid, 1, S1)
-    rejected(env, "FLChainNotServer", lambda: T(env, a.requester).list_model(tid, PRICE, b"\x01" * 32, "m", trainers=tr))
+    rejected(env, "FLChainNotServer",
+             lambda: T(env, a.requester).list_model(tid, PRICE, b"\x01" * 32, "m", trainers=tr))
     rejected(env, "FLChainRoundNotRecorded", lambda: srv.list_model(tid, PRICE, b"\x01" * 32, "m", trainers=tr))
     flc.record_round(fc, tid, 1)
     rejected(env, "FLChainBadParameter", lambda: srv.list_model(tid, 0, b"\x01" * 32, "m", trainers=tr))
     with_alt = sorted([*tr, ALT.address], key=lambda x: int(x, 16))  # ALT contributed nothing
-    for bad, index in ((tr[::-1], 1), ([tr[0], tr[0], *tr[1:]], 1), (tr[:3], 3), (with_alt, with_alt.index(ALT.address)),
-                       ([], 0)):
+    for bad, index in ((tr[::-1], 1), ([tr[0], tr[0], *tr[1:]], 1), (tr[:3], 3),
+                       (with_alt, with_alt.index(ALT.address)), ([], 0)):
         err = rejected(env, "FLChainBadTrainers", lambda: srv.list_model(tid, PRICE, b"\x01" * 32, "m", trainers=bad))
         assert err.args_[0] == index
     assert flc.task_trainers(tid) == tr
