@@ -545,7 +545,8 @@ contract FLChain is FedCoinLedger {
 
     /// @notice `auth` decides an "unqualified" report. Upheld: the trainer's deposit is
     /// confiscated, the reporter gets `rewardBps` of it, auth the rest; the trainer becomes
-    /// Unqualified. Rejected: nothing more moves (the fee was auth's).
+    /// Unqualified. Rejected: nothing more moves (the fee was auth's), and the trainer may be
+    /// reported again (a rejected report does not bar the next one).
     function judgeUnqualified(uint256 reportId, bool upheld) external {
         if (msg.sender != auth) revert FLChainNotAuth(msg.sender);
         if (reportId >= _reports.length || _reports[reportId].state != ReportState.Pending) {
@@ -554,6 +555,9 @@ contract FLChain is FedCoinLedger {
         Report storage rep = _reports[reportId];
         if (!upheld) {
             rep.state = ReportState.Rejected;
+            // a rejected report bars nothing: else one false report (even the trainer's own,
+            // from a second address) would make it immune to every later one, for one fee
+            _reported[_reportKey(ReportKind.Unqualified, rep.accused, 0, 0)] = false;
             emit ReportDecided(reportId, false, 0, 0, 0, 0, 0);
             return;
         }
@@ -851,8 +855,13 @@ contract FLChain is FedCoinLedger {
         if (acc != rw[2]) revert FLChainClientsMismatch(taskId, round);
     }
 
+    /// @dev The key that bars a second report of the same offence while the first stands.
+    function _reportKey(ReportKind kind, address accused, uint256 taskId, uint256 round) private pure returns (bytes32) {
+        return keccak256(abi.encode(kind, taskId, round, accused));
+    }
+
     function _file(ReportKind kind, address accused, uint256 taskId, uint256 round) private returns (uint256 id) {
-        bytes32 key = keccak256(abi.encode(kind, taskId, round, accused));
+        bytes32 key = _reportKey(kind, accused, taskId, round);
         if (_reported[key]) revert FLChainAlreadyReported(key);
         _reported[key] = true;
         id = _reports.length;

@@ -3,12 +3,16 @@ with evm_snapshot/evm_revert around each run), the robust rules included — dis
 full attempt, slashing, forfeits, claimTo, claim expiry and stalled refunds. After every step the
 contract's balance equals everything it owes: escrow + unclaimed client payouts + pull-ledger
 credits + bonds, and each of those sums equals the per-task / per-round / per-account figures it
-aggregates."""
+aggregates. FLChain beside it gets the same check (``Trading``): random registrations, top-ups,
+deposit withdrawals, joins and releases, sales, claims and withdrawals, each succeeding exactly
+when a Python mirror says it may, with FLChain's buckets equal to the mirror's after every step."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from eth_account import Account
@@ -288,3 +292,229 @@ def test_money_is_conserved_through_every_new_rule(env):
         assert {"sybil", "displace", "claim_to", "reclaim", "finalize", "stalled"} <= seen, sorted(seen)
     finally:
         m.teardown()
+
+
+# ---------------------------------------------------------------------------------- FLChain
+
+from fedcoin.flchain.binding import FLChain, FLChainParams  # noqa: E402
+from round_driver import new_task, play_round  # noqa: E402
+
+FLP = FLChainParams()
+D = FLP.min_deposit
+PRICE = 10**18 + 7  # odd: every sale leaves dust for the lister
+SERVER_DEPOSIT = 2 * D  # frozen in both tasks; the traffic never touches it
+FL_POOL_EXTRA, FL_BUYERS, FL_AUTH = ACC[14:17], ACC[25:28], ACC[30]
+_FL_BINDINGS: dict = {}
+
+
+def _flchain_market(w3, fc, a):
+    """FLChain beside ``fc`` with one model on sale: a completed one-round task whose three
+    clients joined (each d + 1 deposited, d frozen) and whose round is recorded; and a second
+    task, never accepted, that requires trainers (they may join it, and release after its refund)."""
+    flc = FLChain.deploy(w3, a.requester, fedcoin=fc.address, auth=FL_AUTH.address, params=FLP)
+    done = new_task(fc, a, rounds=1, value=10**18)
+    flc.as_account(a.requester).require_trainers(done, D)
+    flc.as_account(a.server).register(b"\x03" * 32, "local:s", value=SERVER_DEPOSIT)
+    flc.as_account(a.server).join(done)  # the server's deposit goes at stake before the trainers'
+    for c in a.clients:
+        flc.as_account(c).register(b"\x01" * 32, "local:d", value=D + 1)
+        flc.as_account(c).join(done)
+    fc.as_account(a.server).accept_task(done)
+    play_round(w3, fc, a, done, 0, [vec([0.4, 0.1, 0.2])] * 2, [10, 10])
+    fc.as_account(a.outsider).finalize(done, 0)
+    flc.record_round(fc, done, 0)
+    flc.as_account(a.server).list_model(done, PRICE, b"\x02" * 32, "local:m")
+    later = new_task(fc, a, rounds=1, value=10**18, accept_window=300)
+    flc.as_account(a.requester).require_trainers(later, D)
+    flc.as_account(a.server).join(later)
+    return flc, done, later
+
+
+class Trading:
+    """Random registry and marketplace traffic on FLChain, checked against a Python mirror:
+    each call must succeed exactly when the mirror says it may, and after every step the
+    contract's buckets equal the mirror's (bonds = Σ deposits, credits = Σ credits, unclaimed =
+    Σ sales' trainer shares not yet claimed) and its balance equals what it owes. The actions
+    are drawn uniformly from :data:`ACTIONS`, 30 per example, by a Random seeded by hypothesis
+    (reported on failure): at this example budget, hypothesis 6.27's RuleBasedStateMachine runs
+    last a few steps and its own lists and Randoms repeat their simplest element, too little to
+    reach a release or a claim."""
+
+    def __init__(self, w3, fc, a, flc, done, later):
+        self.w3, self.fc, self.a, self.flc, self.done, self.later = w3, fc, a, flc, done, later
+        self.snap = snapshot(w3)
+        self.pool = [*a.clients, *FL_POOL_EXTRA]
+        self.dep = {c.address: [D + 1, D] if c in a.clients else None for c in self.pool}  # [deposit, frozen]
+        self.joined = {(done, c.address): False for c in a.clients}  # (task, trainer) -> released
+        self.credits = {x.address: flc.credits(x.address) for x in [*self.pool, *FL_BUYERS, a.server]}
+        ev = flc.listing(0).args
+        self.share = dict(zip(ev["trainers"], ev["amounts"]))
+        self.dust, self.sales, self.bought, self.claimed = ev["dust"], 0, set(), {}
+        self.refunded = False
+        self.outcomes: list[str] = []
+
+    def teardown(self):
+        revert(self.w3, self.snap)
+
+    def _expect(self, label, ok, fn):
+        try:
+            fn()
+            got = True
+        except ContractRevert as e:
+            assert e.name.startswith(("FLChain", "FedCoin")), e  # a custom error, never a panic
+            got = e.name
+        assert (got is True) == ok, (label, got)
+        self.outcomes.append(label if got is True else f"{label}!{got}")
+        return ok
+
+    def _t(self, who):
+        if who.address not in _FL_BINDINGS:  # building a binding costs more than the call
+            _FL_BINDINGS[who.address] = self.flc.as_account(who)
+        return _FL_BINDINGS[who.address]
+
+    def register(self, who, value):
+        if self._expect("register", self.dep[who.address] is None and value >= D,
+                        lambda: self._t(who).register(b"\x03" * 32, "local:r", value=value)):
+            self.dep[who.address] = [value, 0]
+
+    def add_deposit(self, who, value):
+        if self._expect("add", self.dep[who.address] is not None and value > 0,
+                        lambda: self._t(who).add_deposit(value)):
+            self.dep[who.address][0] += value
+
+    def withdraw_deposit(self, who, pick):
+        d = self.dep[who.address]
+        free = 0 if d is None else d[0] - d[1]
+        amount = {"1": 1, "half": D // 2, "d": D, "free": free}[pick]
+        ok = d is not None and 0 < amount <= free and (d[0] - amount == 0 or d[0] - amount >= D)
+        if self._expect("withdrawDeposit", ok, lambda: self._t(who).withdraw_deposit(amount)):
+            d[0] -= amount
+            self.credits[who.address] += amount
+
+    def join(self, who, later):
+        tid = self.later if later else self.done
+        d = self.dep[who.address]
+        ok = later and not self.refunded and d is not None and (tid, who.address) not in self.joined \
+            and d[0] - d[1] >= D
+        if self._expect("join", ok, lambda: self._t(who).join(tid)):
+            d[1] += D
+            self.joined[(tid, who.address)] = False
+
+    def release(self, who, later):
+        tid = self.later if later else self.done
+        ok = (not later or self.refunded) and self.joined.get((tid, who.address)) is False
+        if self._expect("release", ok, lambda: self._t(who).release(tid)):
+            self.dep[who.address][1] -= D
+            self.joined[(tid, who.address)] = True
+
+    def wait_and_refund(self, seconds):
+        self.w3.provider.make_request("evm_increaseTime", [seconds])
+        self.w3.provider.make_request("evm_mine", [])
+        if not self.refunded:
+            try:
+                self.fc.as_account(self.a.outsider).refund_unaccepted(self.later)
+                self.refunded = True
+            except ContractRevert as e:
+                assert e.name == "FedCoinAcceptDeadlineNotPassed", e
+
+    def buy(self, who, exact):
+        ok = exact and who.address not in self.bought
+        if self._expect("buy", ok, lambda: self._t(who).buy(0, value=PRICE if exact else PRICE - 1)):
+            self.bought.add(who.address)
+            self.sales += 1
+            self.credits[self.a.server.address] += self.dust
+
+    def claim(self, who):
+        amount = self.share.get(who.address, 0)
+        owed = amount * self.sales - self.claimed.get(who.address, 0)
+        if who.address not in self.share:
+            call = lambda: self._t(who)._transact("claimSales", 0, 1, [])  # noqa: E731
+        else:
+            call = lambda: self._t(who).claim_sales(0)  # noqa: E731
+        if self._expect("claim", owed > 0, call):
+            self.claimed[who.address] = amount * self.sales
+
+    def withdraw(self, pick):
+        """The ``pick``-th account that is owed something (any account when none is)."""
+        everyone = [*self.pool, *FL_BUYERS, self.a.server]
+        owed = [x for x in everyone if self.credits[x.address]]
+        who = (owed or everyone)[pick % len(owed or everyone)]
+        if self._expect("withdraw", self.credits[who.address] > 0, lambda: self._t(who).withdraw()):
+            self.credits[who.address] = 0
+
+    def buckets_equal_the_mirror(self):
+        flc = self.flc
+        tot = flc.totals()
+        assert flc.balance() == sum(tot.values()) == flc.liabilities()
+        unclaimed = sum(amt * self.sales for amt in self.share.values()) - sum(self.claimed.values())
+        assert tot == {"totalEscrow": 0, "totalUnclaimed": unclaimed, "totalCredits": sum(self.credits.values()),
+                       "totalBonds": SERVER_DEPOSIT + sum(d[0] for d in self.dep.values() if d is not None)}
+
+
+_TRAINERS = ACC[2:5] + FL_POOL_EXTRA
+#: The Trading machine's actions: method name -> argument -> the values it may take.
+ACTIONS = {
+    "register": {"who": _TRAINERS, "value": [D - 1, D, D + 7, 3 * D]},
+    "add_deposit": {"who": _TRAINERS, "value": [0, 1, D // 3]},
+    "withdraw_deposit": {"who": _TRAINERS, "pick": ["1", "half", "d", "free"]},
+    "join": {"who": _TRAINERS, "later": [False, True]},
+    "release": {"who": _TRAINERS, "later": [False, True]},
+    "wait_and_refund": {"seconds": [30, 301]},
+    "buy": {"who": FL_BUYERS, "exact": [False, True]},
+    "claim": {"who": _TRAINERS},
+    "withdraw": {"pick": list(range(8))},
+}
+
+
+def _actions(rnd, n):
+    """``n`` actions chosen uniformly by ``rnd``."""
+    out = []
+    for _ in range(n):
+        name = rnd.choice(sorted(ACTIONS))
+        out.append((name, {k: rnd.choice(v) for k, v in ACTIONS[name].items()}))
+    return out
+
+
+def test_flchain_money_is_conserved_under_random_trading(env):
+    """The Trading machine, first along a fixed path through every action's success (a
+    register, a top-up, partial withdrawals, a join, a refund and both releases, sales, claims
+    and the withdrawals), then on random action lists."""
+    w3, fc, a = env
+    _FL_BINDINGS.clear()
+    assert a.server == ACC[1] and a.clients == ACC[2:5]
+    flc, done, later = _flchain_market(w3, fc, a)
+    x, c0, b0 = FL_POOL_EXTRA[0], a.clients[0], FL_BUYERS[0]
+    m = Trading(w3, fc, a, flc, done, later)
+    try:
+        path = [("register", x, 3 * D), ("add_deposit", x, D // 3), ("withdraw_deposit", x, "d"), ("join", x, True),
+                ("withdraw_deposit", x, "free"), ("wait_and_refund", 301), ("release", x, True),
+                ("release", c0, False), ("buy", b0, True), ("buy", b0, True), ("claim", c0), ("claim", c0),
+                ("buy", FL_BUYERS[1], True), ("claim", c0), ("withdraw", 0), ("withdraw", 0),
+                ("withdraw_deposit", x, "free"), ("withdraw", 0)]
+        for name, *args in path:
+            getattr(m, name)(*args)
+            m.buckets_equal_the_mirror()
+        want = {"register", "add", "withdrawDeposit", "join", "release", "buy", "buy!FLChainAlreadyBought", "claim",
+                "claim!FLChainNothingToClaim", "withdraw"}
+        assert want <= set(m.outcomes), sorted(want - set(m.outcomes))
+        assert flc.totals()["totalCredits"] == 0 and flc.get_trainer(x.address).deposit == 0
+    finally:
+        m.teardown()
+    runs: list[list[str]] = []
+
+    @settings(max_examples=5, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(seed=st.integers(0, 2**32 - 1))
+    def random_runs(seed):
+        actions = _actions(random.Random(seed), 30)
+        r = Trading(w3, fc, a, flc, done, later)
+        runs.append(r.outcomes)
+        try:
+            for name, kw in actions:
+                getattr(r, name)(**kw)
+                r.buckets_equal_the_mirror()
+        finally:
+            r.teardown()
+
+    random_runs()
+    seen = {o for run in runs for o in run}
+    assert {"register", "buy", "claim", "withdraw"} <= seen, sorted(seen)

@@ -374,9 +374,12 @@ class FLChain(ContractBinding):
         return Report(*r)
 
     def was_reported(self, kind: int, task_id: int, round: int, accused: str) -> bool:
-        """Whether this offence (kind, task, round, accused) was reported: the contract takes one
-        report per offence (its key is private; the ReportFiled events say the same)."""
+        """Whether this offence (kind, task, round, accused) stands reported: the contract takes one
+        report per offence (its key is private; the ReportFiled events say the same), except that a
+        rejected Unqualified report bars nothing."""
         return any(int(e.args["kind"]) == int(kind) and int(e.args["taskId"]) == task_id and int(e.args["round"]) == round
+                   and not (int(kind) == ReportKind.UNQUALIFIED
+                            and self.get_report(int(e.args["reportId"])).state == ReportState.REJECTED)
                    for e in self.events("ReportFiled", accused=to_checksum_address(accused)))
 
     def report_count(self) -> int:
