@@ -433,6 +433,24 @@ def test_bad_input_names_the_problem_and_sends_nothing(env, flc, run, tmp_path, 
     assert (_state(w3, c0), flc.balance(), fc.balance()) == before
 
 
+def test_require_names_a_closed_request_only(env, flc, run):
+    """`require --request` refuses a request still taking intentions (its allocation could
+    change), then records the request once it has closed."""
+    from fedcoin_testkit import advance
+
+    w3, fc, a = env
+    tid = fc.as_account(a.requester).create_task(a.server.address, [c.address for c in a.clients], 1, ETH).task_id
+    rid = flc.as_account(a.requester).publish_request(keccak(b"m"), "local:0x00", 1, fc.next_block_time() + 100) \
+        .event("RequestPublished")["requestId"]
+    n = _state(w3, a.requester)
+    rc, _, err = run(a.requester, "require", str(tid), "--deposit", "1", "--request", str(rid))
+    assert rc == 2 and "not final yet" in err and _state(w3, a.requester) == n
+    advance(w3, flc.get_request(rid)["deadline"] - fc.latest_timestamp() + 1)
+    rc, _, err = run(a.requester, "require", str(tid), "--deposit", "1", "--request", str(rid))
+    assert rc == 0, err
+    assert flc.task_request(tid) == rid and flc.required_deposit(tid) == ETH
+
+
 def test_no_key_and_no_flchain_are_clear(env, flc, run, anvil, monkeypatch, capsys):
     w3, fc, a = env
     rc, _, err = run(None, "deposit", "1")

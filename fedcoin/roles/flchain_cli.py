@@ -408,8 +408,20 @@ def cmd_require(args) -> int:
     least = s.flc.min_deposit()
     if deposit < least:
         raise FLCliError(f"--deposit {_eth(deposit)} is below FLChain's minimum deposit {_eth(least)}")
-    _send(s, f"require task {task_id}'s clients to be trainers freezing {_eth(deposit)} each",
-          lambda: s.flc.require_trainers(task_id, deposit))
+    request = None
+    if args.request is not None:
+        request = parse_int(args.request, "--request")
+        q = _request(s, request)
+        if q["requester"] != s.me:
+            raise FLCliError(f"request {request}'s requester is {q['requester']}, not {s.me}")
+        # the contract compares with the block's time; the pending block's is the earliest it can be
+        now = int(s.fc.w3.eth.get_block("pending")["timestamp"])
+        if now < q["deadline"]:
+            raise FLCliError(f"request {request} takes intentions until {q['deadline']} ({q['deadline'] - now} s after "
+                             "the pending block): its allocation is not final yet")
+    named = f", allocated from request {request}" if request is not None else ""
+    _send(s, f"require task {task_id}'s clients to be trainers freezing {_eth(deposit)} each{named}",
+          lambda: s.flc.require_trainers(task_id, deposit, request))
     return 0
 
 
@@ -1007,6 +1019,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p = _leaf(sub, "require", "(requester) require a task's clients to be trainers with a frozen deposit", cmd_require)
     p.add_argument("task", metavar="TASK")
     p.add_argument("--deposit", required=True, metavar="ETH", help="deposit each trainer freezes")
+    p.add_argument("--request", metavar="REQUEST",
+                   help="the federation request whose Algorithm 1 allocation the task's clients are (closed to "
+                        "intentions; `fedcoin audit` recomputes it)")
     p = _leaf(sub, "join", "(trainer) freeze the task's required deposit to take part", cmd_join)
     p.add_argument("task", metavar="TASK")
     p = _leaf(sub, "release", "(trainer) unfreeze the deposit of a completed or refunded task", cmd_release)
