@@ -636,11 +636,16 @@ def cmd_report_update(args) -> int:
         what = f"report {accused}'s included update {index} in round {round} of task {task_id} (it will be rejected)"
     fee = s.flc.report_fee()
     res = _send(s, what, lambda: s.flc.report_invalid_update(s.fc, spec, task_id, round, index), value=fee)
+    _say_decided(s, res)
+    return 0
+
+
+def _say_decided(s: Session, res) -> None:
+    """One line on how a report sent in ``res`` was decided (nothing when nothing was sent)."""
     if res is not None:
         d = res.event("ReportDecided").args
         s.say(f"  report {d['reportId']}: {'upheld' if d['upheld'] else 'rejected'}"
               + (f", {d['confiscated']} wei confiscated, reward {d['reward']} wei" if d["upheld"] else ""))
-    return 0
 
 
 def cmd_report_aggregate(args) -> int:
@@ -665,10 +670,7 @@ def cmd_report_aggregate(args) -> int:
     res = _send(s, f"report server {server}: round {round}'s global model of task {task_id} is not the aggregate "
                    f"({wrong_stake} of {revealed} revealed wei attest 'wrong')",
                 lambda: s.flc.report_aggregate(s.fc, task_id, round), value=fee)
-    if res is not None:
-        d = res.event("ReportDecided").args
-        s.say(f"  report {d['reportId']}: {'upheld' if d['upheld'] else 'rejected'}"
-              + (f", {d['confiscated']} wei confiscated, reward {d['reward']} wei" if d["upheld"] else ""))
+    _say_decided(s, res)
     return 0
 
 
