@@ -42,8 +42,9 @@ def _spec(clients, excluded: int) -> bytes:
             f'"updates":[{ups}],"version":3}}').encode()
 
 
-def _round(w3, fc, server, outsider, miners, tid, trainers, excluded, rng) -> bytes:
-    """Register every trainer's update, publish (excluding ``excluded``), two miners agree, finalize."""
+def _round(w3, fc, server, outsider, miners, tid, trainers, excluded, rng, before_finalize=None) -> bytes:
+    """Register every trainer's update, publish (excluding ``excluded``), two miners agree,
+    ``before_finalize(tid)`` if given (the miners' attestations), finalize."""
     for i, t in enumerate(trainers):
         fc.as_account(t).register_update(tid, 0, rng.randbytes(32), f"bafy{i:060d}", 500)
     spec = _spec(trainers, 0 if excluded is None else excluded)
@@ -61,6 +62,8 @@ def _round(w3, fc, server, outsider, miners, tid, trainers, excluded, rng) -> by
             for mi, s in zip(miners, salts):
                 fc.as_account(mi).reveal(tid, 0, vec, 1000, s)
             salts = []
+    if before_finalize is not None:
+        before_finalize(tid)
     fc.as_account(outsider).finalize(tid, 0)
     return spec
 
@@ -86,6 +89,7 @@ def measure(url: str, k: int, rng: random.Random) -> list[dict]:
                              relative=False, registration_window=1000, commit_window=1000,
                              reveal_window=1000).task_id
         top("requireTrainers", flc.as_account(requester).require_trainers(tid, p.min_deposit))
+        flc.as_account(server).join(tid)  # the server's deposit first
         for t in members:
             top("join", flc.as_account(t).join(tid))
         fc.as_account(server).accept_task(tid)
@@ -93,6 +97,7 @@ def measure(url: str, k: int, rng: random.Random) -> list[dict]:
 
     for t in trainers:
         top("register", flc.as_account(t).register(keccak(b"data"), "local:0x" + "ef" * 32, value=3 * p.min_deposit))
+    flc.as_account(server).register(keccak(b"server"), "local:0x00", value=10 * p.min_deposit)
     # task A: K trainers, trainer 0's update excluded, reported (K - 1 compensations)
     bad = trainers[:k]
     tid = task(bad)
@@ -101,7 +106,16 @@ def measure(url: str, k: int, rng: random.Random) -> list[dict]:
     # task B: K clean trainers (the suspended one replaced), recorded, listed, sold, claimed
     clean = trainers[1:]
     tid = task(clean)
-    _round(w3, fc, server, outsider, miners, tid, clean, None, rng)
+    jury = flc.jury()
+
+    def attest(t):
+        for mi in miners:
+            top("attest (AggregateJury)", jury.as_account(mi).attest(t, 0, False))
+
+    _round(w3, fc, server, outsider, miners, tid, clean, None, rng, before_finalize=attest)
+    # both miners attested "right": the report is decided (rejected) by reading the jury's verdict;
+    # an upheld one adds the K - 1 compensation credits, as reportInvalidUpdate above
+    top("reportAggregate (rejected)", flc.as_account(outsider).report_aggregate(fc, tid, 0))
     top("recordRound", flc.as_account(outsider).record_round(fc, tid, 0))
     top("listModel", flc.as_account(server).list_model(tid, 10**18 + 7, keccak(b"m"), "local:m"))
     for b in buyers:

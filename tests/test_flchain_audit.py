@@ -24,7 +24,7 @@ def flc(env):
     return FLChain.deploy(w3, a.requester, fedcoin=fc.address, auth=a.outsider.address, params=P)
 
 
-def test_federation_check_recomputes_the_allocation_and_catches_a_padded_client_list(env, flc):
+def test_federation_check_recomputes_the_allocation_and_catches_a_padded_client_list(env, flc, anvil, capsys):
     """A requester who lists a trainer the allocation did not pick is caught by the audit's
     recomputation (fedcoin.flchain.audit) from on-chain intentions and reliabilities."""
     from fedcoin.flchain import audit as fl_audit
@@ -49,6 +49,13 @@ def test_federation_check_recomputes_the_allocation_and_catches_a_padded_client_
     checks = {c.task_id: c for c in fl_audit.check_all(flc, fc)}
     assert checks[good].ok and set(checks[good].allocated) == {c.address for c in picked}
     assert not checks[padded].ok and a.clients[0].address in str(checks[padded])
+    # the same through `fedcoin audit`: it prints both and fails on the padded one
+    from fedcoin.cli import main
+
+    rc = main(["audit", "--rpc", anvil.url, "--contract", fc.address, "--flchain", flc.address])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert f"federation OK: task {good}:" in out and f"federation BROKEN: task {padded}:" in out
 
 
 def test_require_trainers_refuses_a_request_still_taking_intentions(env, flc):
