@@ -11,7 +11,7 @@ from eth_utils import keccak
 
 from fedcoin.chain import ContractRevert
 from fedcoin.flchain import rules
-from fedcoin.flchain.binding import FLChain, FLChainParams, ReportState, TrainerStatus
+from fedcoin.flchain.binding import FLChain, FLChainParams, ModelStatus, ReportState, TrainerStatus
 from conftest import chain_env
 from round_driver import Ledger, new_task, play_round
 from fedcoin_testkit import ETH, default_params, vec
@@ -49,7 +49,7 @@ def _round(env, tid, rnd, bonds=None, reveal_mask=None):
     play_round(w3, fc, a, tid, rnd, [vec(S)] * 3, [10, 10, 10], bonds=bonds, reveal_mask=reveal_mask)
 
 
-def test_majority_stake_attesting_wrong_confiscates_the_server_deposit_to_the_wei(env, flc):
+def test_majority_stake_attesting_wrong_confiscates_the_server_deposit_to_the_wei(env, flc, tmp_path):
     w3, fc, a = env
     tid = _task(env, flc)
     _round(env, tid, 0)
@@ -91,6 +91,16 @@ def test_majority_stake_attesting_wrong_confiscates_the_server_deposit_to_the_we
     assert flc.balance() == flc.liabilities() and fc.balance() == fc.liabilities()
     with pytest.raises(ContractRevert, match="FLChainAlreadyReported"):
         flc.as_account(a.miners[0]).report_aggregate(fc, tid, 1)
+    # the task's model is problematic, on chain and in the query index
+    from fedcoin.roles.flchain_index import FLChainIndex
+
+    for r in (0, 1):
+        flc.record_round(fc, tid, r)
+    model = flc.as_account(a.server).list_model(tid, ETH, keccak(b"m"), "local:m").event("ModelListed")["modelId"]
+    assert flc.model_status(model) == ModelStatus.PROBLEMATIC
+    with FLChainIndex.for_flchain(flc, tmp_path / "idx.sqlite") as idx:
+        idx.sync()
+        assert idx.is_problematic(model) and not idx.is_for_sale(model)
 
 
 def test_a_lying_minority_and_an_unrevealed_attester_cannot_confiscate(env, flc):

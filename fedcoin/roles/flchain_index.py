@@ -12,7 +12,7 @@ small tables are derived from those events after each sync:
     flc_model_trainers(model_id, trainer)                                        -- ModelListed.trainers
     flc_reports(report_id PK, kind, reporter, accused, task_id, round, state, block_number)
                                                                                   -- ReportFiled, ReportDecided
-    flc_problematic(task_id PK, report_id)                                       -- upheld InvalidUpdate
+    flc_problematic(task_id PK, report_id)                          -- upheld InvalidUpdate or Aggregate
     flc_state(key PK, value)                                                     -- the derivation cursor
 
 ``status`` is the model's stored status (the lister's: on sale, unavailable, or problematic at
@@ -194,7 +194,8 @@ class FLChainIndex:
             x("UPDATE flc_reports SET state = ? WHERE report_id = ?",
               (int(ReportState.UPHELD if upheld else ReportState.REJECTED), rid))
             row = x("SELECT kind, task_id FROM flc_reports WHERE report_id = ?", (rid,)).fetchone()
-            if upheld and row and row[0] == int(ReportKind.INVALID_UPDATE):
+            # FLChain marks the task problematic on an upheld InvalidUpdate or Aggregate report
+            if upheld and row and row[0] in (int(ReportKind.INVALID_UPDATE), int(ReportKind.AGGREGATE)):
                 x("INSERT OR IGNORE INTO flc_problematic VALUES (?, ?)", (row[1], rid))
 
     @property
