@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fedcoin.chain import ContractRevert, RoundStatus, TaskStatus
-from fedcoin.content.spec import TaskSpec, parse
+from fedcoin.content.spec import TaskSpec, published_spec
 from fedcoin.content.store import ContentStore, content_hash
 from fedcoin.ml import fedavg as fedavg_rule
 from fedcoin.ml.models import Arch, Params, init_params
@@ -99,14 +99,6 @@ def next_global_model(store: ContentStore, spec: TaskSpec, arch: Arch, prev: Par
     deltas = [fetch_params(store, u.locator, u.hash_bytes(), arch) for u in ups]
     return fedavg_rule.aggregate_all(prev, fedavg_rule.stack(deltas), jnp.asarray([u.n_k for u in ups]),
                                      rule=spec.aggregation)
-
-
-def published_spec(fc, store: ContentStore, task_id: int, rnd: int) -> TaskSpec | None:
-    """Round ``rnd``'s spec as published on-chain (fetched, checked against its hash), or None."""
-    ev = fc.published_events(task_id, rnd)
-    if not ev:
-        return None
-    return parse(store.get(ev[-1].args["specLocator"], bytes(ev[-1].args["specHash"])))
 
 
 def initial_model(arch: Arch, init_seed: int) -> Params:

@@ -299,12 +299,9 @@ class FLServer:
 
     def published_spec(self, rnd: int) -> TaskSpec | None:
         """Round ``rnd``'s spec as published on-chain (fetched and checked against its hash)."""
-        from fedcoin.content.spec import parse
+        from fedcoin.content.spec import published_spec
 
-        ev = self.fc.published_events(self.task_id, rnd)
-        if not ev:
-            return None
-        return parse(self.store.get(ev[-1].args["specLocator"], bytes(ev[-1].args["specHash"])))
+        return published_spec(self.fc, self.store, self.task_id, rnd)
 
     def _check_initial_model(self, w0: Params) -> None:
         """If round 0 was published, its spec's w_0 must be ours (same seed, data and model)."""

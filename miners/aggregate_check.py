@@ -40,13 +40,6 @@ class AggregateVerdict:
     detail: str
 
 
-def _spec(fc, store: ContentStore, task_id: int, rnd: int) -> specs.TaskSpec:
-    ev = fc.published_events(task_id, rnd)
-    if not ev:
-        raise LookupError(f"round {rnd} of task {task_id} was never published")
-    return specs.parse(store.get(ev[-1].args["specLocator"], bytes(ev[-1].args["specHash"])))
-
-
 def check_aggregate(fc, store: ContentStore, task_id: int, rnd: int, spec: specs.TaskSpec) -> AggregateVerdict | None:
     """The verdict on ``spec``'s global model (round ``rnd`` of ``task_id``); None for round 0.
 
@@ -57,7 +50,9 @@ def check_aggregate(fc, store: ContentStore, task_id: int, rnd: int, spec: specs
     """
     if rnd == 0:
         return None
-    prev = _spec(fc, store, task_id, rnd - 1)
+    prev = specs.published_spec(fc, store, task_id, rnd - 1)
+    if prev is None:
+        raise LookupError(f"round {rnd - 1} of task {task_id} was never published")
     arch = spec.model_arch
     w_prev = params_from_bytes(store.get(prev.global_model.locator, prev.global_model.hash), arch)
     w_pub = params_from_bytes(store.get(spec.global_model.locator, spec.global_model.hash), arch)

@@ -485,3 +485,16 @@ def parse(data: bytes | str, *, require_canonical: bool = True) -> TaskSpec:
 
 def _no_constant(name: str):
     raise SpecError(f"spec contains {name}, which JSON specs do not allow")
+
+
+def published_spec(fc, store, task_id: int, rnd: int) -> TaskSpec | None:
+    """Round ``rnd``'s spec as published on chain (the last ShapleyTaskPublished event of ``fc``),
+    fetched from ``store`` and checked against its on-chain hash; None when never published.
+
+    ``fc`` is any FedCoin binding (:class:`fedcoin.chain.binding.FedCoin`); ``store`` a
+    :class:`fedcoin.content.store.ContentStore`.
+    """
+    ev = fc.published_events(task_id, rnd)
+    if not ev:
+        return None
+    return parse(store.get(ev[-1].args["specLocator"], bytes(ev[-1].args["specHash"])))
