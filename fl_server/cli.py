@@ -130,7 +130,7 @@ def run(args) -> int:
     from fedcoin.chain import RPCUnavailable, open_fedcoin
     from fedcoin.chain.keys import KeyLoadError, account_from_args
     from fedcoin.content.store import open_store
-    from fedcoin.chain.flchain_reader import resolve_flchain
+    from fedcoin.flchain.binding import resolve_flchain
 
     from .server import FLServer, ServerConfig, ServerError
 

@@ -228,10 +228,10 @@ class FLServer:
         self._globals: dict[int, Params] = {}
         self._flchain = None
         if config.flchain:
-            from fedcoin.chain.flchain_reader import TrainerGateError, flchain_reader
+            from fedcoin.flchain.binding import TrainerGateError, flchain_for
 
             try:
-                self._flchain = flchain_reader(fc, config.flchain)
+                self._flchain = flchain_for(fc, config.flchain)
             except TrainerGateError as e:
                 raise ServerError(f"--flchain: {e}") from None
 

@@ -56,7 +56,7 @@ def _jury(args, fc, account, flc):
     code must be the shipped AggregateJury's), else the jury of the FLChain the trainer check
     resolved (already verified to serve this FedCoin), else none."""
     from fedcoin.chain.artifact import code_matches
-    from fedcoin.flchain.binding import AggregateJury, FLChain
+    from fedcoin.flchain.binding import AggregateJury
 
     if args.jury == "none":
         return None
@@ -65,7 +65,7 @@ def _jury(args, fc, account, flc):
         if not code_matches("AggregateJury", bytes(fc.w3.eth.get_code(jury.address))):
             raise ValueError(f"the code at {jury.address} is not this version of AggregateJury")
         return jury
-    return FLChain(fc.w3, flc.address).jury(account) if flc is not None else None
+    return flc.jury(account) if flc is not None else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from fedcoin.home import fedcoin_home
     from fedcoin.chain.keys import KeyLoadError, account_from_args
     from fedcoin.content.store import open_store
-    from fedcoin.chain.flchain_reader import TrainerGateError, resolve_flchain
+    from fedcoin.flchain.binding import TrainerGateError, resolve_flchain
     from miners.journal import Journal, JournalLocked
     from miners.miner import Miner
 

@@ -85,7 +85,7 @@ def load_round(fc, store: ContentStore, task_id: int, round: int, *, flchain=Non
     Args:
         fc: a :class:`fedcoin.chain.FedCoin` binding.
         store: the content store the server published to.
-        flchain: the FLChain serving ``fc`` (:func:`fedcoin.chain.flchain_reader.flchain_reader`)
+        flchain: the FLChain serving ``fc`` (:func:`fedcoin.flchain.binding.flchain_for`)
             whose trainer requirement this miner re-checks; None: this miner checks none (and
             refuses a spec that excludes an update as ``unregistered-trainer``).
 

@@ -122,7 +122,7 @@ class Miner:
             after each commit the miner attests whether the round's global model is the
             aggregate of the previous round (:mod:`miners.aggregate_check`); ``None``: no jury.
         flchain: the FLChain serving ``fc`` whose trainer requirement the miner re-checks
-            (:func:`fedcoin.chain.flchain_reader.flchain_reader`; None: none).
+            (:func:`fedcoin.flchain.binding.flchain_for`; None: none).
     """
 
     fc: FedCoin

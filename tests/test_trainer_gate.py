@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from eth_utils import keccak
 
-from fedcoin.chain.flchain_reader import FLChainReader, TrainerGateError, flchain_reader, resolve_flchain
+from fedcoin.flchain.binding import FLChain, TrainerGateError, flchain_for, resolve_flchain
 from fedcoin.content import checks, trainer_gate
 from fedcoin.content.spec import ExcludedRef, TaskSpec, parse
 from fedcoin.content.store import LocalStore, content_hash
@@ -125,7 +125,7 @@ def world(anvil, tmp_path_factory):
     srv._register_simulated(0, w, RoundReport(0))
     spec = srv.build_spec(0, w)
     no_req = fc.create_task(server.address, [c.address for c in clients], 1, ETH).task_id
-    yield dict(w3=w3, fc=fc.as_account(server), flc=flc, reader=flchain_reader(fc, flc.address), tid=tid, no_req=no_req, store=store, spec=spec, srv=srv,
+    yield dict(w3=w3, fc=fc.as_account(server), flc=flc, reader=flchain_for(fc, flc.address), tid=tid, no_req=no_req, store=store, spec=spec, srv=srv,
                early=[c.address for c in early], late=late.address, never=never.address, requester=requester)
     revert(w3, snap)
 
@@ -226,7 +226,7 @@ def test_flchain_resolution_explicit_recorded_and_off(world, tmp_path, monkeypat
     fc, flc = world["fc"], world["flc"]
     assert resolve_flchain(fc) is None  # nothing recorded: off
     got = resolve_flchain(fc, flc.address)
-    assert isinstance(got, FLChainReader) and got.address == flc.address
+    assert isinstance(got, FLChain) and got.address == flc.address
     assert got.required_deposit(world["tid"]) == flc.min_deposit() and got.required_deposit(world["no_req"]) == 0
     with pytest.raises(TrainerGateError, match="not this version of FLChain"):
         resolve_flchain(fc, fc.address)

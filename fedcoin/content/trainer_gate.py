@@ -23,7 +23,7 @@ Which FLChain: the one serving the task's FedCoin (its immutable ``fedcoin()`` m
 FedCoin's address). The server (``fedcoin server --flchain``) and the miners (``fedcoin mine
 --flchain``) default to the FLChain recorded for the chain (``deployed_address(chain_id,
 "FLChain")``) when it serves their FedCoin, and to no FLChain otherwise; the reader and that
-resolution are :mod:`fedcoin.chain.flchain_reader` (this module reads no chain itself: it takes
+resolution are in :mod:`fedcoin.flchain.binding` (this module reads no chain itself: it takes
 any object with ``required_deposit(task)``, ``joined_at(task, client)`` and ``address``).
 """
 
@@ -77,7 +77,7 @@ class TrainerGate:
 def trainer_gate(flc, task_id: int) -> TrainerGate | None:
     """The task's gate from FLChain ``flc`` (None when ``flc`` is None or the task has no requirement).
 
-    ``flc``: :class:`fedcoin.chain.flchain_reader.FLChainReader` or the full FLChain binding."""
+    ``flc``: :class:`fedcoin.flchain.binding.FLChain` (or any object with its three views)."""
     if flc is None:
         return None
     need = int(flc.required_deposit(task_id))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
@@ -141,11 +141,33 @@ class Model:
     model_hash: bytes
 
 
+class TrainerGateError(ValueError):
+    """An FLChain named for the trainer check is unusable (no code, not FLChain, serves another FedCoin)."""
+
+
+def _checked_flchain(get_code: Callable[[str], bytes], address: str, where: str, *, verify: bool = True,
+                     error: type[ValueError] = ValueError) -> str:
+    """``address`` checksummed, after checking that it holds code and, with ``verify``, the shipped
+    FLChain's code (as :func:`fedcoin.chain.binding.open_fedcoin` does for FedCoin): no command
+    sends value to, and no miner takes exclusions from, any other contract. Raises ``error``
+    naming what is wrong."""
+    try:
+        address = to_checksum_address(address)
+    except (ValueError, TypeError):
+        raise error(f"{address!r} is not an address") from None
+    code = get_code(address)
+    if not code:
+        raise error(f"no contract code at {address}{where} (wrong FLChain address or chain?)")
+    if verify and not code_matches("FLChain", bytes(code)):
+        raise error(f"the contract at {address}{where} is not this version of FLChain")
+    return address
+
+
 def open_flchain(rpc_url: str, address: str | None = None, account: LocalAccount | None = None, *,
                  verify: bool = True) -> "FLChain":
     """The FLChain behind ``rpc_url``: at ``address``, else the one recorded for the chain
-    (``fedcoin deploy --flchain`` records it). Like :func:`fedcoin.chain.binding.open_fedcoin`,
-    it refuses an address whose code is not the shipped FLChain, so no command sends value to it.
+    (``fedcoin deploy --flchain`` records it), refusing an address with no code or, with
+    ``verify``, whose code is not the shipped FLChain.
 
     Raises:
         RPCUnavailable: nothing answers at ``rpc_url``.
@@ -155,17 +177,54 @@ def open_flchain(rpc_url: str, address: str | None = None, account: LocalAccount
     from fedcoin.chain.deployment import deployed_address
 
     w3 = connect(rpc_url)
-    address = address or deployed_address(w3.eth.chain_id, "FLChain")
-    try:
-        address = to_checksum_address(address)
-    except (ValueError, TypeError):
-        raise ValueError(f"{address!r} is not an address") from None
-    code = w3.eth.get_code(address)
-    if not code:
-        raise ValueError(f"no contract code at {address} on {rpc_url} (wrong FLChain address or chain?)")
-    if verify and not code_matches("FLChain", bytes(code)):
-        raise ValueError(f"the contract at {address} on {rpc_url} is not this version of FLChain: nothing was sent")
+    address = _checked_flchain(w3.eth.get_code, address or deployed_address(w3.eth.chain_id, "FLChain"),
+                               f" on {rpc_url}", verify=verify)
     return FLChain(w3, address, account)
+
+
+def flchain_for(fc: FedCoin, address: str) -> "FLChain":
+    """The FLChain at ``address`` on ``fc``'s chain (read-only), checked to be the shipped FLChain
+    serving ``fc``, so that no other contract decides which updates a server or miner excludes.
+
+    Raises:
+        TrainerGateError: not an address, no code, not FLChain's code, or another FedCoin's FLChain.
+    """
+    address = _checked_flchain(lambda a: fc.tx.rpc(lambda: fc.w3.eth.get_code(a), "eth_getCode"), address, "",
+                               error=TrainerGateError)
+    flc = FLChain(fc.w3, address)
+    serves = to_checksum_address(flc._call("fedcoin"))
+    if serves != to_checksum_address(fc.address):
+        raise TrainerGateError(f"the FLChain at {address} serves FedCoin {serves}, not {fc.address}")
+    return flc
+
+
+def resolve_flchain(fc: FedCoin, address: str | None = None, *, off: bool = False,
+                    log: Callable[[str], None] | None = None) -> "FLChain | None":
+    """The FLChain a server or miner checks trainers against (None: no check).
+
+    ``off``: none. ``address``: that one, strictly (:func:`flchain_for` errors propagate).
+    Otherwise the FLChain recorded for the chain when one is recorded and serves ``fc``; a
+    recorded one that does not (a stale record, another FedCoin's) is skipped with a ``log`` line.
+
+    Raises:
+        TrainerGateError: ``address`` is given and unusable.
+    """
+    if off:
+        return None
+    if address:
+        return flchain_for(fc, address)
+    from fedcoin.chain.deployment import deployed_address
+
+    try:
+        recorded = deployed_address(fc.chain_id, "FLChain")
+    except LookupError:
+        return None
+    try:
+        return flchain_for(fc, recorded)
+    except TrainerGateError as e:
+        if log is not None:
+            log(f"the recorded FLChain is not used for the trainer check: {e}")
+        return None
 
 
 class FLChain(ContractBinding):
