@@ -1,24 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-/// @notice FedCoin's commitment record as its `getCommitment` returns it (same field order).
-struct FedCoinCommitment {
-    bytes32 hash;
-    uint128 bond;
-    uint32 seq;
-    uint64 committedAt;
-    bool revealed;
-}
-
-/// @notice The FedCoin views the jury reads.
-interface IFedCoinCommitments {
-    function getRound(uint256 taskId, uint256 round) external view returns (bytes32[10] memory);
-    function getCommitters(uint256 taskId, uint256 round, uint256 attempt) external view returns (address[] memory);
-    function getCommitment(uint256 taskId, uint256 round, uint256 attempt, address miner)
-        external
-        view
-        returns (FedCoinCommitment memory);
-}
+import {FedCoin} from "./FedCoin.sol";
 
 /// @title AggregateJury: the miners' stake-weighted verdict on a round's global model
 /// @notice Round t+1's spec names the global model w_{t+1} the server says is FedAvg of round t's
@@ -39,7 +22,7 @@ contract AggregateJury {
     uint8 internal constant WRONG = 2;
 
     /// @notice The FedCoin whose rounds are judged.
-    IFedCoinCommitments public immutable fedcoin;
+    FedCoin public immutable fedcoin;
 
     /// @dev task => round => attempt => miner => RIGHT / WRONG (0: no attestation).
     mapping(uint256 => mapping(uint256 => mapping(uint256 => mapping(address => uint8)))) private _attested;
@@ -55,7 +38,7 @@ contract AggregateJury {
 
     constructor(address fedcoin_) {
         if (fedcoin_.code.length == 0) revert JuryBadParameter();
-        fedcoin = IFedCoinCommitments(fedcoin_);
+        fedcoin = FedCoin(fedcoin_);
     }
 
     /// @notice Attest, once per attempt, whether the round's global model is the aggregate of the
@@ -88,7 +71,7 @@ contract AggregateJury {
         address[] memory miners = fedcoin.getCommitters(taskId, round, attempt);
         mapping(address => uint8) storage a = _attested[taskId][round][attempt];
         for (uint256 i; i < miners.length; ++i) {
-            FedCoinCommitment memory c = fedcoin.getCommitment(taskId, round, attempt, miners[i]);
+            FedCoin.Commitment memory c = fedcoin.getCommitment(taskId, round, attempt, miners[i]);
             if (!c.revealed) continue;
             revealedStake += c.bond;
             if (a[miners[i]] == WRONG) wrongStake += c.bond;

@@ -1,42 +1,11 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {AggregateJury} from "./AggregateJury.sol";
+import {FedCoin} from "./FedCoin.sol";
 import {FedCoinLedger} from "./FedCoinLedger.sol";
 import {CommitmentHash} from "./lib/CommitmentHash.sol";
 import {MerkleTree} from "./lib/MerkleTree.sol";
-
-/// @notice FedCoin's block record as its `getBlock` returns it (same field order).
-struct FedCoinBlock {
-    uint64 taskId;
-    uint32 round;
-    address winner;
-    uint8 payment;
-    bytes32 centreHash;
-    bytes32 winnerHash;
-    bytes32 prevHash;
-    uint256 difficulty;
-    bytes32 payoutsRoot;
-    bytes32 recordHash;
-}
-
-/// @notice The FedCoin views FLChain reads (it never writes to FedCoin).
-interface IFedCoinViews {
-    function judge() external view returns (address);
-    function getTask(uint256 taskId) external view returns (bytes32[10] memory);
-    function getRound(uint256 taskId, uint256 round) external view returns (bytes32[10] memory);
-    function getBlock(uint256 height) external view returns (FedCoinBlock memory);
-    function isExcluded(uint256 taskId, uint256 round, uint256 index) external view returns (bool);
-}
-
-/// @notice The miners' verdict on a round's global model ({AggregateJury}).
-interface IAggregateJury {
-    function verdict(uint256 taskId, uint256 round) external view returns (bool wrong, uint256 wrongStake, uint256 revealedStake);
-}
-
-/// @notice The one PoSapJudge function FLChain shares with FedCoin.
-interface IRegistrationAcc {
-    function registrationAcc(address[] calldata clients, uint256[] calldata dataCosts) external pure returns (bytes32);
-}
 
 /// @title FLChain: trainers with deposits, misbehaviour reports, reliability and a model marketplace beside FedCoin
 /// @notice The parts of FLChain (Bao et al.) that FedCoin lacks, as a second contract that reads
@@ -155,9 +124,9 @@ contract FLChain is FedCoinLedger {
     }
 
     /// @notice FedCoin, whose tasks, rounds and blocks FLChain reads.
-    IFedCoinViews public immutable fedcoin;
+    FedCoin public immutable fedcoin;
     /// @notice The miners' verdicts on global models, for Aggregate reports.
-    IAggregateJury public immutable jury;
+    AggregateJury public immutable jury;
     /// @notice The authority that judges "unqualified" reports (the paper's AUTH).
     address public immutable auth;
     /// @notice The least deposit a trainer registers with (the paper's d).
@@ -310,8 +279,8 @@ contract FLChain is FedCoinLedger {
         if (minDeposit_ == 0 || minDeposit_ > type(uint128).max) revert FLChainBadParameter("minDeposit");
         if (rewardBps_ + compensationBps_ > BPS) revert FLChainBadParameter("split");
         if (minDeposit_ * rewardBps_ / BPS <= reportFee_) revert FLChainBadParameter("reward");
-        fedcoin = IFedCoinViews(fedcoin_);
-        jury = IAggregateJury(jury_);
+        fedcoin = FedCoin(fedcoin_);
+        jury = AggregateJury(jury_);
         auth = auth_;
         minDeposit = minDeposit_;
         reportFee = reportFee_;
@@ -585,7 +554,7 @@ contract FLChain is FedCoinLedger {
     ) external {
         _finalizedRound(taskId, round, clients, dataCosts);
         if (recorded[taskId][round]) revert FLChainAlreadyRecorded(taskId, round);
-        FedCoinBlock memory b = fedcoin.getBlock(height);
+        FedCoin.BlockRecord memory b = fedcoin.getBlock(height);
         if (b.taskId != taskId || b.round != round || b.recordHash == bytes32(0)) revert FLChainWrongBlock(height);
         if (centre.length != clients.length || CommitmentHash.vectorHash(centre) != b.centreHash) {
             revert FLChainCentreMismatch(taskId, round);
@@ -851,7 +820,7 @@ contract FLChain is FedCoinLedger {
     {
         rw = fedcoin.getRound(taskId, round);
         if (uint8(uint256(rw[0])) != ROUND_FINALIZED) revert FLChainRoundNotFinalized(taskId, round);
-        bytes32 acc = IRegistrationAcc(fedcoin.judge()).registrationAcc(clients, dataCosts);
+        bytes32 acc = fedcoin.judge().registrationAcc(clients, dataCosts);
         if (acc != rw[2]) revert FLChainClientsMismatch(taskId, round);
     }
 
