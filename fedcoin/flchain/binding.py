@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
@@ -79,11 +79,6 @@ class FLChainParams:
 
     def as_args(self) -> list[int]:
         return [self.min_deposit, self.report_fee, self.intention_fee, self.reward_bps, self.compensation_bps]
-
-
-def _tuple(value: Any, cls) -> Any:
-    """A struct returned by web3 (a tuple) as ``cls``'s fields, in order."""
-    return cls(*value)
 
 
 @dataclass(frozen=True)
