@@ -77,7 +77,8 @@ def main() -> None:
     import jax
     import numpy as np
 
-    from miners.shapley import estimate, fl_game, init_state, permutation_marginals, sample_permutations, step
+    from miners.shapley import (default_sampler, estimate, fl_game, init_state, permutation_marginals,
+                                sample_permutations, step)
 
     out = open(args.out, "a") if args.out else None
     d = jax.devices()[0]
@@ -118,12 +119,13 @@ def main() -> None:
     jax.block_until_ready(game.data)
     setup = time.perf_counter() - t0
     K, per = args.K, 2 * args.K
+    sampler = default_sampler(True, K)
     ref = init_state(K, offset=game.offset)
     key = jax.random.key(123)
     t0 = time.perf_counter()
     while int(ref.n_perms) < args.ref_factor * args.perms:
         key, sub = jax.random.split(key)
-        ref = step(game, ref, key=sub, n_perms=10 * per, sampler="antithetic_stratified")
+        ref = step(game, ref, key=sub, n_perms=10 * per, sampler=sampler)
     ref_est = estimate(ref)
     ref_s = time.perf_counter() - t0
     truth = ref_est.phi
@@ -134,7 +136,7 @@ def main() -> None:
     while int(state.n_perms) < args.perms and len(hit) < 3:
         key, sub = jax.random.split(key)
         t0 = time.perf_counter()
-        state = step(game, state, key=sub, n_perms=per, sampler="antithetic_stratified")
+        state = step(game, state, key=sub, n_perms=per, sampler=sampler)
         phi = estimate(state).phi
         dt = time.perf_counter() - t0
         first_s = dt if first_s is None else first_s
@@ -144,7 +146,7 @@ def main() -> None:
             if f"{x:g}" not in hit and err <= x:
                 hit[f"{x:g}"] = {"perms": int(state.n_perms), "sampling_s": round(elapsed, 4),
                                  "wall_s_incl_setup_compile": round(setup + elapsed, 3)}
-    emit({"impl": "gpu_tta", **common, "estimator": "ours_default", "perm_batch": pb, "row_chunk": rc,
+    emit({"impl": "gpu_tta", **common, "estimator": "ours_default", "sampler": sampler, "perm_batch": pb, "row_chunk": rc,
           "setup_s": round(setup, 3), "first_step_s_incl_compile": round(first_s or 0.0, 3),
           "reference_perms": ref_est.iterations, "reference_s": round(ref_s, 2),
           "reference_rel_err_bound_95": round(ref_est.err_p / norm, 5), "hit": hit}, out)

@@ -6,10 +6,10 @@ D is the demo's: the contract's initial difficulty, 0.1 in the task's p = 2 norm
 ‖φ̂ − φ‖₂ is ≤ 0.05. Each K runs in a fresh process (``--child K``) so its peak RSS is its own.
 Rounds are real (:mod:`fl_rounds`, MNIST, MLP 784-200-10, 10,000 validation rows by default).
 
-Sampler: the miner's default (control variate + ``antithetic_stratified``, blocks of 2K) for
-K ≤ 100. At K = 1000 a block is 2,000 permutations and the stopping rule wants 8 blocks, so the
-run uses the control variate with ``antithetic`` pairs instead (same estimator family, unbiased;
-the ``sampler`` field says which).
+Sampler: the miner's default for K ≤ 100 (``control_variate=True``: the pairwise game up to
+K = 300, the linear one above; ``default_sampler``: plain permutations with the pairwise game). At K = 1000 a block is
+2,000 permutations and the stopping rule wants 8 blocks, so the run uses ``antithetic`` pairs
+instead (same estimator family, unbiased; the ``sampler`` and ``control_variate`` fields say which).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def child(K: int, n_val: int, hidden: int, host_devices: int) -> None:
     import jax
 
     from fl_rounds import mnist_round
-    from miners.shapley import fl_game, init_state, run_until, step
+    from miners.shapley import default_sampler, fl_game, init_state, run_until, step
     from miners.shapley.fl import preactivation_bytes
 
     t0 = time.perf_counter()
@@ -42,12 +42,13 @@ def child(K: int, n_val: int, hidden: int, host_devices: int) -> None:
     jax.block_until_ready(rg.updates)
     round_s = time.perf_counter() - t0
     rss_round = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    sampler = "antithetic_stratified" if K <= 100 else "antithetic"
+    sampler = default_sampler(True, K) if K <= 100 else "antithetic"
     t0 = time.perf_counter()
     game = fl_game(rg, control_variate=True)
     jax.block_until_ready(game.data)
     setup_s = time.perf_counter() - t0
-    per = 2 * K if sampler == "antithetic_stratified" else 16  # one block / the 8 pairs the stopping rule wants
+    # one block / the 8 pairs the stopping rule wants / plain steps of K/2 (at least 32)
+    per = 2 * K if sampler == "antithetic_stratified" else 16 if sampler == "antithetic" else max(32, K // 2)
     times = []
     s = init_state(K, offset=game.offset)
     for i in range(3):  # the first two calls compile (a fresh state, then a stepped one); then steady state
@@ -62,7 +63,8 @@ def child(K: int, n_val: int, hidden: int, host_devices: int) -> None:
     run_s = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({
-        "K": K, "n_val": n_val, "model": rg.arch.id, "sampler": sampler, "control_variate": True,
+        "K": K, "n_val": n_val, "model": rg.arch.id, "sampler": sampler,
+        "control_variate": "pairwise" if game.name.endswith("+pcv") else "linear",
         "devices": len(jax.devices()), "round_build_s": round(round_s, 1), "setup_s": round(setup_s, 2),
         "compile_s": round(max(0.0, times[0] - times[1]), 2), "ms_per_perm": round(1e3 * times[1] / per, 2),
         "D": D_DEMO, "target_err2": D_DEMO / 2, "perms_to_half_D": res.iterations, "err2_bound": res.err_p,

@@ -57,10 +57,12 @@ from miners.shapley.gtg import converged, gtg_marginals, gtg_shapley  # noqa: E4
 
 TARGETS = (0.10, 0.05, 0.02)
 BENCH_PY = os.path.join(ROOT, ".venv-bench", "bin", "python")
-#: (label, sampler, control variate); the first is the miner's default
+#: (label, sampler, control variate: fl_game's ``control_variate``); the first is the miner's default
 VARIANTS = (
-    ("ours_default", "antithetic_stratified", True),
-    ("ours_cv_plain", "plain", True),
+    ("ours_default", "plain", "pairwise"),
+    ("ours_pairwise_as", "antithetic_stratified", "pairwise"),
+    ("ours_linear_cv", "antithetic_stratified", "linear"),
+    ("ours_linear_cv_plain", "plain", "linear"),
     ("ours_antithetic_stratified", "antithetic_stratified", False),
     ("ours_stratified", "stratified", False),
     ("ours_antithetic", "antithetic", False),
@@ -329,49 +331,63 @@ def perms_needed(row: dict) -> dict:
     return out
 
 
-def section(name, rg, truth, truth_info, args, common) -> None:
+#: the rows of the light section (10,000 rows): the default, the previous default, and plain
+#: sampling (which gives Algorithm 1's permutations)
+LIGHT_VARIANTS = ("ours_default", "ours_linear_cv", "ours_plain")
+
+
+def section(name, rg, truth, truth_info, args, common, *, light: bool = False) -> None:
+    """One round's rows. ``light``: only :data:`LIGHT_VARIANTS` and the NumPy Algorithm 1 loop
+    (timed on a few permutations), for the 10,000-row round where every other baseline would
+    take hours per target; their 1,000-row rows show how they compare."""
     K = rg.n_players
     fk = {"row_chunk": 256, "perm_batch": 8}
     emit({"impl": "truth", "section": name, **common, **truth_info})
     rows = {}
+    seeds = range(args.light_seeds if light else args.seeds)
     for label, sampler, cv in VARIANTS:
-        r = trace_ours(rg, truth, sampler=sampler, cv=cv, seeds=range(args.seeds), step_perms=args.step(K, sampler),
+        if light and label not in LIGHT_VARIANTS:
+            continue
+        r = trace_ours(rg, truth, sampler=sampler, cv=cv, seeds=seeds, step_perms=args.step(K, sampler),
                        cap=args.cap[name], fl_kwargs=fk)
         rows[label] = r
         emit({"impl": label, "section": name, **common, "sampler": sampler, "control_variate": cv, **r})
-    g = trace_gtg_fast(rg, truth, seeds=range(args.seeds), batch=args.gtg_batch(K), cap=args.cap[name],
-                       long_perms=args.gtg_long[name], fl_kwargs=fk)
-    rows["gtg_fast"] = g
-    emit({"impl": "gtg_fast", "section": name, **common, "eps": 1e-3, **g})
+    if not light:
+        g = trace_gtg_fast(rg, truth, seeds=seeds, batch=args.gtg_batch(K), cap=args.cap[name],
+                           long_perms=args.gtg_long[name], fl_kwargs=fk)
+        rows["gtg_fast"] = g
+        emit({"impl": "gtg_fast", "section": name, **common, "eps": 1e-3, **g})
+    need_plain = perms_needed(rows["ours_plain"])
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "round.npz")
         rnd = numpy_round(rg, path)
         na = run_numpy_alg1(rnd, K, truth, time_cap=args.real_cap[name], seed=3, measure_perms=args.slow_perms)
-        paper = time_paper_alg1(rg, args.slow_perms)
-        gp = run_gtg_published(rnd, K, truth, time_cap=args.gtg_cap[name], seed=4)
-        need_plain = perms_needed(rows["ours_plain"])
-        pyd = run_pydvl(path, args.slow_perms, truth, args.bench_python)
-        if args.pydvl_real[name] and "ms_per_perm" in pyd:
-            # a real run to the plain estimator's 10% budget, if it fits in pydvl_cap seconds
-            n = min(int(need_plain["0.1"][0] or 0), int(args.pydvl_cap * 1e3 / pyd["ms_per_perm"]))
-            if n > args.slow_perms:
-                pyd = {**run_pydvl(path, n, truth, args.bench_python), "per_perm_probe": pyd}
+        if not light:
+            paper = time_paper_alg1(rg, args.slow_perms)
+            gp = run_gtg_published(rnd, K, truth, time_cap=args.gtg_cap[name], seed=4)
+            pyd = run_pydvl(path, args.slow_perms, truth, args.bench_python)
+            if args.pydvl_real[name] and "ms_per_perm" in pyd:
+                # a real run to the plain estimator's 10% budget, if it fits in pydvl_cap seconds
+                n = min(int(need_plain["0.1"][0] or 0), int(args.pydvl_cap * 1e3 / pyd["ms_per_perm"]))
+                if n > args.slow_perms:
+                    pyd = {**run_pydvl(path, n, truth, args.bench_python), "per_perm_probe": pyd}
     plain_p = {x: p for x, (p, _) in need_plain.items()}
     how_plain = {x: h for x, (_, h) in need_plain.items()}
     emit({"impl": "numpy_alg1", "section": name, **common, "real": na, "derived": derived(plain_p, na["ms_per_perm"]),
           "derived_from": "ours_plain (same estimator, same permutations)", "perms_how": how_plain})
-    emit({"impl": "paper_alg1_jax", "section": name, **common, **paper,
-          "derived": derived(plain_p, paper["ms_per_perm"], paper["compile_s"]), "perms_how": how_plain})
-    if "ms_per_perm" in pyd:
-        emit({"impl": "pydvl_permutation", "section": name, **common, "real": pyd,
-              "derived": derived(plain_p, pyd["ms_per_perm"]), "perms_how": how_plain,
-              "note": "pyDVL 0.10 ShapleyValuation + PermutationSampler (no truncation) = plain Monte-Carlo"})
-    else:
-        emit({"impl": "pydvl_permutation", "section": name, **common, **pyd})
-    gtg_p = {x: g["measured"][x]["perms"] for x in (f"{t:g}" for t in TARGETS)}
-    emit({"impl": "gtg_published", "section": name, **common, "real": gp,
-          "derived": derived(gtg_p, gp["ms_per_perm"], gp["compile_s"]),
-          "derived_from": "gtg_fast (same estimator); None: GTG never reached it (bias)"})
+    if not light:
+        emit({"impl": "paper_alg1_jax", "section": name, **common, **paper,
+              "derived": derived(plain_p, paper["ms_per_perm"], paper["compile_s"]), "perms_how": how_plain})
+        if "ms_per_perm" in pyd:
+            emit({"impl": "pydvl_permutation", "section": name, **common, "real": pyd,
+                  "derived": derived(plain_p, pyd["ms_per_perm"]), "perms_how": how_plain,
+                  "note": "pyDVL 0.10 ShapleyValuation + PermutationSampler (no truncation) = plain Monte-Carlo"})
+        else:
+            emit({"impl": "pydvl_permutation", "section": name, **common, **pyd})
+        gtg_p = {x: g["measured"][x]["perms"] for x in (f"{t:g}" for t in TARGETS)}
+        emit({"impl": "gtg_published", "section": name, **common, "real": gp,
+              "derived": derived(gtg_p, gp["ms_per_perm"], gp["compile_s"]),
+              "derived_from": "gtg_fast (same estimator); None: GTG never reached it (bias)"})
     # ratios at equal error: the default estimator's wall (setup + compile included) vs each
     ours = rows["ours_default"]
     need_ours = perms_needed(ours)
@@ -382,18 +398,20 @@ def section(name, rg, truth, truth_info, args, common) -> None:
             continue
         w = ours["measured"][x]["wall_s"] if how == "measured" else ours["predicted"][x]["wall_s"]
         r = {"ours_wall_s": w, "ours_how": how}
-        for base, wb, hb in (
-            ("numpy_alg1", (na["hit"].get(x) or {}).get("wall_s") or (derived(plain_p, na["ms_per_perm"])[x] or {}).get("wall_s"),
-             "real" if x in na["hit"] else f"derived ({how_plain[x]} perms)"),
-            ("paper_alg1_jax", (derived(plain_p, paper["ms_per_perm"], paper["compile_s"])[x] or {}).get("wall_s"),
-             f"derived ({how_plain[x]} perms)"),
-            ("pydvl", (derived(plain_p, pyd.get("ms_per_perm", math.nan))[x] or {}).get("wall_s"),
-             f"derived ({how_plain[x]} perms)"),
-            ("gtg_published", (gp["hit"].get(x) or {}).get("wall_s") or (derived(gtg_p, gp["ms_per_perm"], gp["compile_s"])[x] or {}).get("wall_s"),
-             "real" if x in gp["hit"] else "derived (gtg_fast perms)"),
-            ("gtg_fast", g["measured"][x]["wall_s"], "measured"),
-            ("gtg_fast_truncation_credited", g["measured"][x]["wall_s_truncation_credited"], "measured"),
-        ):
+        bases = [("numpy_alg1", (na["hit"].get(x) or {}).get("wall_s") or (derived(plain_p, na["ms_per_perm"])[x] or {}).get("wall_s"),
+                  "real" if x in na["hit"] else f"derived ({how_plain[x]} perms)")]
+        if not light:
+            bases += [
+                ("paper_alg1_jax", (derived(plain_p, paper["ms_per_perm"], paper["compile_s"])[x] or {}).get("wall_s"),
+                 f"derived ({how_plain[x]} perms)"),
+                ("pydvl", (derived(plain_p, pyd.get("ms_per_perm", math.nan))[x] or {}).get("wall_s"),
+                 f"derived ({how_plain[x]} perms)"),
+                ("gtg_published", (gp["hit"].get(x) or {}).get("wall_s") or (derived(gtg_p, gp["ms_per_perm"], gp["compile_s"])[x] or {}).get("wall_s"),
+                 "real" if x in gp["hit"] else "derived (gtg_fast perms)"),
+                ("gtg_fast", g["measured"][x]["wall_s"], "measured"),
+                ("gtg_fast_truncation_credited", g["measured"][x]["wall_s_truncation_credited"], "measured"),
+            ]
+        for base, wb, hb in bases:
             r[base] = None if wb is None or w is None or not math.isfinite(wb) else {
                 "wall_s": wb, "x": round(wb / w, 1), "how": hb}
         out[x] = r
@@ -403,15 +421,17 @@ def section(name, rg, truth, truth_info, args, common) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small budgets (a smoke run, not figures)")
-    ap.add_argument("--sections", default="exact,ref")
+    ap.add_argument("--sections", default="exact,ref,ref10k",
+                    help="exact (K=14, 1,000 rows), ref (K=100, 1,000 rows), ref10k (K=100, 10,000 rows, light)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--ref-factor", type=int, default=20)
     ap.add_argument("--bench-python", default=BENCH_PY)
     args = ap.parse_args()
     q = args.quick
-    args.cap = {"exact": 2_000 if q else 3_000, "ref": 200 if q else 600}
+    args.cap = {"exact": 2_000 if q else 3_000, "ref": 200 if q else 600, "ref10k": 50 if q else 150}
+    args.light_seeds = 1
     args.gtg_long = {"exact": 2_000 if q else 10_000, "ref": 400 if q else 3_000}
-    args.real_cap = {"exact": 10 if q else 60, "ref": 0}
+    args.real_cap = {"exact": 10 if q else 60, "ref": 0, "ref10k": 0}
     args.gtg_cap = {"exact": 10 if q else 60, "ref": 10 if q else 60}
     args.pydvl_real = {"exact": True, "ref": False}
     args.slow_perms = 2
@@ -441,25 +461,28 @@ def main() -> None:
                                      "seconds": round(time.perf_counter() - t0, 1),
                                      "norm2_phi": float(np.linalg.norm(truth))}, args,
                 {**common0, "K": K, "n_val": 1000, "model": rg.arch.id})
-    if "ref" in args.sections:
+    for name, n_val in (("ref", 1000), ("ref10k", 10_000)):
+        if name not in args.sections.split(","):
+            continue
         K = 100
-        rg = mnist_round(K, 1000)
-        n_ref = args.ref_factor * args.cap["ref"]
+        rg = mnist_round(K, n_val)
+        n_ref = args.ref_factor * args.cap[name]
         t0 = time.perf_counter()
-        game = fl_game(rg, control_variate=True)
+        game = fl_game(rg, control_variate=VARIANTS[0][2])
         state = init_state(K, offset=game.offset)
         key = jax.random.key(123_456)
         while int(state.n_perms) < n_ref:
             key, sub = jax.random.split(key)
-            state = step(game, state, key=sub, n_perms=2000, sampler="antithetic_stratified")
+            state = step(game, state, key=sub, n_perms=min(2000, n_ref), sampler=VARIANTS[0][1])
+        del game
         est = estimate(state, p=2, confidence=0.95)
         truth = est.phi
-        section("ref", rg, truth, {"K": K, "n_val": 1000, "truth": "reference: default estimator",
-                                   "ref_perms": est.iterations, "seconds": round(time.perf_counter() - t0, 1),
-                                   "err2_bound_95": est.err_p, "rel_err_bound_95": round(est.err_p / np.linalg.norm(truth), 5),
-                                   "norm2_phi": float(np.linalg.norm(truth)),
-                                   "largest_budget_measured": args.cap["ref"]}, args,
-                {**common0, "K": K, "n_val": 1000, "model": rg.arch.id})
+        section(name, rg, truth, {"K": K, "n_val": n_val, "truth": "reference: default estimator",
+                                  "ref_perms": est.iterations, "seconds": round(time.perf_counter() - t0, 1),
+                                  "err2_bound_95": est.err_p, "rel_err_bound_95": round(est.err_p / np.linalg.norm(truth), 5),
+                                  "norm2_phi": float(np.linalg.norm(truth)),
+                                  "largest_budget_measured": args.cap[name]}, args,
+                {**common0, "K": K, "n_val": n_val, "model": rg.arch.id}, light=name == "ref10k")
     emit({"impl": "meta_end", "total_s": round(time.perf_counter() - t_all, 1)})
 
 

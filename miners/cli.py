@@ -12,6 +12,7 @@ import signal
 import sys
 
 from miners.miner import MinerConfig
+from miners.shapley.sampling import SAMPLERS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -32,9 +33,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", type=int, help="mine only this task, and exit when it has ended")
     parser.add_argument("--margin", type=float, default=d.margin, help="sample until error bound <= margin*D (default %(default)s)")
     parser.add_argument("--confidence", type=float, default=d.confidence, help="confidence of the error bound (default %(default)s)")
-    parser.add_argument("--sampler", default=d.sampler, help="permutation sampler (default %(default)s)")
-    parser.add_argument("--no-control-variate", action="store_true",
-                        help="plain permutation sampling (default: with the FedAvg control variate)")
+    parser.add_argument("--sampler", default=d.sampler, choices=("auto", *SAMPLERS),
+                        help="permutation sampler; auto = plain with the pairwise control variate, else "
+                             "antithetic_stratified (default %(default)s)")
+    parser.add_argument("--control-variate", choices=("auto", "pairwise", "linear", "none"), default="auto",
+                        help="game sampled against: 'pairwise' (through every singleton and pair), 'linear' "
+                             "(weighted mean of singletons), 'none'; 'auto' = pairwise up to 300 clients, "
+                             "else linear (default %(default)s)")
+    parser.add_argument("--no-control-variate", action="store_true", help="same as --control-variate none")
     parser.add_argument("--max-perms", type=int, help="permutations per round (default: the contract's iteration cap)")
     parser.add_argument("--bond", type=int, help="bond in wei per commitment (default: the contract minimum)")
     parser.add_argument("--seed", type=int, help="PRNG seed (default: random)")
@@ -98,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"fedcoin mine: --flchain: {e}", file=sys.stderr)
         return 2
     cfg = MinerConfig(confidence=args.confidence, margin=args.margin, sampler=args.sampler,
-                      control_variate=not args.no_control_variate,
+                      control_variate="none" if args.no_control_variate else args.control_variate,
                       max_perms=args.max_perms, bond=args.bond, poll_s=args.poll, seed=args.seed, ray=args.ray)
     journal = Journal(args.journal or fedcoin_home() / "journal")
     try:

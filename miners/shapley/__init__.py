@@ -14,9 +14,12 @@ Estimators
     * :func:`step` / :func:`monte_carlo` — batches of permutations under ``jax.vmap``, jitted as a
       whole, with a sampler from :data:`SAMPLERS` (``"plain"``, ``"antithetic"``,
       ``"stratified"`` by position, ``"antithetic_stratified"``); all unbiased.
-    * :func:`with_control_variate` (or ``fl_game(..., control_variate=True)``) — sample v − u for
-      a cheap weighted-mean-of-singletons game u whose values are added back; unbiased, and the
-      largest variance reduction measured here.
+    * :func:`with_pairwise_control_variate` (``fl_game(..., control_variate=True)``, the
+      default up to 300 clients) — sample v − q for the game q through every singleton and pair
+      of v, whose Shapley values are exact in closed form and added back; unbiased, and the
+      largest variance reduction measured here (29× fewer permutations than the linear game at
+      K = 100 on real rounds). :func:`with_control_variate` — the same with the cheaper
+      weighted-mean-of-singletons game u (``control_variate="linear"``, the default above 300).
 
 The incremental API (what the miner loop calls)::
 
@@ -44,9 +47,14 @@ estimate from the *true* Shapley vector in the task's p-norm; it is not the PoSa
 (distance to the weighted mean of all reveals): agreement between miners is not accuracy.
 """
 
-from miners.shapley.control import weighted_mean_shapley, with_control_variate
+from miners.shapley.control import (
+    pairwise_shapley,
+    weighted_mean_shapley,
+    with_control_variate,
+    with_pairwise_control_variate,
+)
 from miners.shapley.exact import coalition_table, exact_shapley, shapley_from_table
-from miners.shapley.fl import fl_game
+from miners.shapley.fl import PAIRWISE_MAX_K, default_sampler, fl_game
 from miners.shapley.game import (
     Game,
     additive_game,
@@ -72,9 +80,10 @@ from miners.shapley.paper import paper_alg1
 from miners.shapley.sampling import SAMPLERS, block_size, sample_blocks, sample_permutations
 
 __all__ = [
-    "SAMPLERS", "Estimate", "Game", "RunResult", "ShapleyState", "additive_game", "additive_shapley",
+    "PAIRWISE_MAX_K", "SAMPLERS", "default_sampler", "Estimate", "Game", "RunResult", "ShapleyState", "additive_game", "additive_shapley",
     "airport_game", "airport_shapley", "block_size", "coalition_table", "error_bound", "estimate",
-    "exact_shapley", "fl_game", "from_coalition_fn", "init_state", "monte_carlo", "paper_alg1",
+    "exact_shapley", "fl_game", "from_coalition_fn", "init_state", "monte_carlo", "paper_alg1", "pairwise_shapley",
     "permutation_marginals", "run_until", "sample_blocks", "sample_permutations",
     "shapley_from_table", "standard_error", "step", "weighted_mean_shapley", "with_control_variate",
+    "with_pairwise_control_variate",
 ]

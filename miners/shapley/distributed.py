@@ -81,7 +81,7 @@ class SamplerWorker:
         fl_kwargs: further :func:`fl_game` arguments (``row_chunk``, ``perm_batch``, ...).
     """
 
-    def __init__(self, round_arrays: dict, *, control_variate: bool = True, sampler: str = "antithetic_stratified",
+    def __init__(self, round_arrays: dict, *, control_variate: bool | str = True, sampler: str = "antithetic_stratified",
                  fl_kwargs: dict | None = None):
         from miners.shapley.fl import fl_game
 
@@ -140,7 +140,7 @@ def connect(address: str, *, num_cpus: int | None = None) -> None:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
 
 
-def start_workers(round_game, *, n_workers: int | None = None, control_variate: bool = True,
+def start_workers(round_game, *, n_workers: int | None = None, control_variate: bool | str = True,
                   sampler: str = "antithetic_stratified", fl_kwargs: dict | None = None) -> list:
     """Ray actors, one per worker, each holding the round's game (one GPU each where the cluster
     has GPUs, else one CPU each; ``n_workers`` defaults to as many as fit)."""
@@ -174,7 +174,7 @@ def run_until(
     deadline: float | None = None,
     max_perms: int | None = None,
     sampler: str = "antithetic_stratified",
-    control_variate: bool = True,
+    control_variate: bool | str = True,
     perms_per_step: int | None = None,
     min_blocks: int = 8,
     progress: Callable[[Estimate], None] | None = None,
@@ -247,7 +247,7 @@ class RayGame:
         fl_kwargs: further :func:`miners.shapley.fl.fl_game` arguments for every worker.
     """
 
-    def __init__(self, round_game, address: str = "auto", *, control_variate: bool = True,
+    def __init__(self, round_game, address: str = "auto", *, control_variate: bool | str = True,
                  n_workers: int | None = None, fl_kwargs: dict | None = None):
         self.round_game = round_game
         self.n_players = round_game.n_players
