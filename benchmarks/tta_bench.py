@@ -104,6 +104,7 @@ def trace_ours(rg, truth, *, sampler, cv, seeds, step_perms, cap, fl_kwargs) -> 
     K = rg.n_players
     bs = block_size(sampler, K)
     step_perms = max(bs, step_perms // bs * bs)
+    cap = max(cap, 2 * bs)  # two blocks at least: the prediction needs a variance
     times = []
     s = init_state(K, offset=game.offset)
     wkey = jax.random.key(10_000)

@@ -54,7 +54,7 @@ def fast_cell(row, x):
     n, d = (int(v) for v in m["reached"].split("/"))
     if m["wall_s"] is not None and n == d:
         return cell(m["wall_s"], m["perms"])
-    if "predicted" in row:
+    if "predicted" in row and row["predicted"][x]["perms"]:  # 0: one block, no variance estimate
         p = row["predicted"][x]
         return cell(p["wall_s"], p["perms"], "p")
     if "long_run" in row and gtg_predicted(row, x) is not None:
