@@ -139,7 +139,7 @@ def scaling_table(lines):
         if "status" in d:
             out.append(f"| {d['K']} | | | {d['status']} | | | | | | |")
             continue
-        out.append(f"| {d['K']:,} | {d['n_val']:,} | {d['sampler']} + {d.get('control_variate', 'linear')} CV | {d['ms_per_perm']:,.1f} | {d['perms_to_half_D']:,} | "
+        out.append(f"| {d['K']:,} | {d['n_val']:,} | {d['sampler']} + {'linear' if d.get('control_variate', True) is True else d['control_variate']} CV | {d['ms_per_perm']:,.1f} | {d['perms_to_half_D']:,} | "
                    f"{d['wall_to_half_D_s']:.1f} | {d['wall_incl_setup_compile_s']:.1f} | {d['peak_rss_gib']:.2f} | "
                    f"{d['preactivation_table_gib']:.2f} | {d['load_before'][0]}–{d['load_after'][0]} |")
     return "\n".join(out)
