@@ -12,6 +12,7 @@ import signal
 import sys
 
 from miners.miner import MinerConfig
+from miners.shapley.fl import CONTROL_VARIATES, PAIRWISE_MAX_K
 from miners.shapley.sampling import SAMPLERS
 
 
@@ -36,10 +37,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler", default=d.sampler, choices=("auto", *SAMPLERS),
                         help="permutation sampler; auto = plain with the pairwise control variate, else "
                              "antithetic_stratified (default %(default)s)")
-    parser.add_argument("--control-variate", choices=("auto", "pairwise", "linear", "none"), default="auto",
+    parser.add_argument("--control-variate", choices=CONTROL_VARIATES, default="auto",
                         help="game sampled against: 'pairwise' (through every singleton and pair), 'linear' "
-                             "(weighted mean of singletons), 'none'; 'auto' = pairwise up to 300 clients, "
-                             "else linear (default %(default)s)")
+                             f"(weighted mean of singletons), 'none'; 'auto' = pairwise up to {PAIRWISE_MAX_K} "
+                             "clients, else linear (default %(default)s)")
     parser.add_argument("--no-control-variate", action="store_true", help="same as --control-variate none")
     parser.add_argument("--max-perms", type=int, help="permutations per round (default: the contract's iteration cap)")
     parser.add_argument("--bond", type=int, help="bond in wei per commitment (default: the contract minimum)")

@@ -271,6 +271,9 @@ def _pair_rows(fn: _PairRowsFn, data: dict, ks: jax.Array) -> jax.Array:
 #: cost about K permutations), the weighted-mean game above it.
 PAIRWISE_MAX_K = 300
 
+#: the names ``fl_game``'s ``control_variate`` takes besides ``True``/``False`` (and the miner's CLI offers)
+CONTROL_VARIATES = ("auto", "pairwise", "linear", "none")
+
 
 def _control_variate_kind(control_variate, n_players: int) -> str | None:
     if control_variate is False or control_variate is None or control_variate == "none":
@@ -279,7 +282,7 @@ def _control_variate_kind(control_variate, n_players: int) -> str | None:
         return "pairwise" if n_players <= PAIRWISE_MAX_K else "linear"
     if control_variate in ("pairwise", "linear"):
         return control_variate
-    raise ValueError(f"control_variate must be a bool or one of auto, pairwise, linear, none; got {control_variate!r}")
+    raise ValueError(f"control_variate must be a bool or one of {', '.join(CONTROL_VARIATES)}; got {control_variate!r}")
 
 
 def default_sampler(control_variate, n_players: int) -> str:
@@ -425,4 +428,4 @@ def preactivation_bytes(n_players: int, n_val: int, hidden: int) -> int:
     return 4 * n_players * n_val * hidden
 
 
-__all__ = ["PAIRWISE_MAX_K", "default_sampler", "fl_game", "preactivation_bytes"]
+__all__ = ["CONTROL_VARIATES", "PAIRWISE_MAX_K", "default_sampler", "fl_game", "preactivation_bytes"]
